@@ -1,0 +1,69 @@
+"""db-server: one shared PostgreSQL and Redis server for many small projects.
+
+Deploys a Docker network, two named volumes and the PostgreSQL and Redis containers
+(``DatabaseServer``), then for every project in ``projects.py`` a database, its own login role
+and a Redis index (``ProjectDatabase``). Exports each project's connection URLs as secrets.
+"""
+
+import pulumi
+
+import projects
+from components.database_server import DatabaseServer, DatabaseServerArgs
+from components.project_database import ProjectDatabase, ProjectDatabaseArgs
+from settings import load_settings
+from validation import validate_projects
+
+settings = load_settings(pulumi.Config())
+validate_projects(projects.PROJECTS)
+
+server = DatabaseServer(
+    "db-server",
+    DatabaseServerArgs(
+        network=settings.network,
+        postgres=settings.postgres,
+        redis=settings.redis,
+        protection=settings.protection,
+        admin_password=settings.admin_password,
+    ),
+)
+
+for project in projects.PROJECTS:
+    database = ProjectDatabase(
+        project.name,
+        ProjectDatabaseArgs(
+            project=project,
+            postgres_host=settings.postgres.container_name,
+            postgres_host_port=settings.postgres.host_port,
+            redis_host=settings.redis.container_name,
+            redis_host_port=settings.redis.host_port,
+            redis_password=server.redis_password,
+            protect=settings.protection.protect,
+            retain_on_delete=settings.protection.retain_on_delete,
+        ),
+        opts=pulumi.ResourceOptions(providers=[server.postgres_provider]),
+    )
+    pulumi.export(f"{project.name}_url", database.url)
+    pulumi.export(f"{project.name}_host_url", database.host_url)
+    pulumi.export(f"{project.name}_redis_url", database.redis_url)
+    pulumi.export(f"{project.name}_host_redis_url", database.host_redis_url)
+
+pulumi.export("admin_url", server.admin_url)
+pulumi.export("admin_host_url", server.admin_host_url)
+pulumi.export(
+    "summary",
+    {
+        "network": server.network_name,
+        "postgres": {
+            "container": settings.postgres.container_name,
+            "host_port": settings.postgres.host_port,
+        },
+        "redis": {
+            "container": settings.redis.container_name,
+            "host_port": settings.redis.host_port,
+        },
+        "projects": {
+            p.name: {"database": p.name, "user": p.user, "redis_db": p.redis_db}
+            for p in projects.PROJECTS
+        },
+    },
+)

@@ -1,0 +1,329 @@
+"""The shared server: network, volumes, the PostgreSQL and Redis containers, and the admin role."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_postgresql as postgresql
+import pulumi_random as random
+
+from components.urls import postgres_url
+from settings import (
+    ADMIN_ROLE,
+    POSTGRES_PORT,
+    REDIS_DATABASES,
+    REDIS_PORT,
+    NetworkSettings,
+    PostgresSettings,
+    ProtectionSettings,
+    RedisSettings,
+)
+
+POSTGRES_PASSWORD_FILE = "/run/secrets/postgres_password"
+"""Where the admin password is uploaded; ``POSTGRES_PASSWORD_FILE`` keeps it out of the env."""
+
+REDIS_CONFIG_FILE = "/usr/local/etc/redis/redis.conf"
+"""Where the Redis config, password included, is uploaded; the command line only names it."""
+
+STOP_GRACE_SECONDS = 60
+"""How long a data container gets to shut down cleanly before Docker kills it."""
+
+HEALTH_WAIT_SECONDS = 180
+"""How long ``pulumi up`` waits for a new container to report healthy."""
+
+# The entrypoint's first-start init runs a temporary server that listens on the unix socket
+# only, so an SQL query over TCP passes only once the real server accepts logins. pg_isready
+# alone answers during that temporary server's life and lets the provider connect too early.
+_POSTGRES_HEALTHCHECK = (
+    f'PGPASSWORD="$(cat {POSTGRES_PASSWORD_FILE})" '
+    f"psql --no-password --no-psqlrc --host=127.0.0.1 --port={POSTGRES_PORT} "
+    f"--username={ADMIN_ROLE} --dbname=postgres --tuples-only --no-align "
+    "--command='SELECT 1' | grep -qx 1"
+)
+_REDIS_HEALTHCHECK = (
+    f"REDISCLI_AUTH=\"$(sed -n 's/^requirepass //p' {REDIS_CONFIG_FILE})\" "
+    f"redis-cli -h 127.0.0.1 -p {REDIS_PORT} ping | grep -qx PONG"
+)
+
+# Docker's json-file log driver keeps everything forever unless told otherwise.
+_LOG_OPTS = {"max-size": "10m", "max-file": "5"}
+
+
+@dataclass
+class DatabaseServerArgs:
+    """Inputs of a ``DatabaseServer``; the settings are already validated."""
+
+    network: NetworkSettings
+    """The Docker network to create or join."""
+
+    postgres: PostgresSettings
+    """The PostgreSQL container."""
+
+    redis: RedisSettings
+    """The Redis container."""
+
+    protection: ProtectionSettings
+    """Whether volumes carry ``protect`` and ``retain_on_delete``."""
+
+    admin_password: pulumi.Input[str] | None = None
+    """The ``dbadmin`` password; a random one of 40 characters when not given."""
+
+
+class DatabaseServer(pulumi.ComponentResource):
+    """One PostgreSQL and one Redis container that many projects share.
+
+    Both publish their port on 127.0.0.1 only and join one Docker network, where projects'
+    containers reach them by container name. Data lives in named volumes; containers are
+    replaced delete-before-replace with a stop grace period, so two servers never share a volume.
+    """
+
+    postgres_provider: postgresql.Provider
+    """A provider that manages roles and databases as ``dbadmin`` through 127.0.0.1."""
+
+    network_name: pulumi.Output[str]
+    """Name of the Docker network the containers joined."""
+
+    redis_password: pulumi.Output[str]
+    """The password every Redis client uses (secret)."""
+
+    admin_url: pulumi.Output[str]
+    """``dbadmin``'s URL on the Docker network (secret)."""
+
+    admin_host_url: pulumi.Output[str]
+    """``dbadmin``'s URL through 127.0.0.1 on the Docker host (secret)."""
+
+    postgres_container_id: pulumi.Output[str]
+    """Docker id of the PostgreSQL container; it changes only when the container is replaced."""
+
+    redis_container_id: pulumi.Output[str]
+    """Docker id of the Redis container; it changes only when the container is replaced."""
+
+    def __init__(
+        self, name: str, args: DatabaseServerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("db-server:database_server:DatabaseServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        data = pulumi.ResourceOptions(
+            parent=self,
+            protect=args.protection.protect,
+            retain_on_delete=args.protection.retain_on_delete,
+        )
+
+        if args.network.create:
+            network = docker.Network(f"{name}-network", name=args.network.name, opts=child)
+            self.network_name = network.name
+        else:
+            self.network_name = pulumi.Output.from_input(args.network.name)
+
+        pg_volume = docker.Volume(f"{name}-pgdata", name=args.postgres.volume, opts=data)
+        redis_volume = docker.Volume(f"{name}-redisdata", name=args.redis.volume, opts=data)
+
+        # Wrapped explicitly: the engine marks RandomPassword results secret, but every value
+        # derived from a password must stay secret whatever a provider's schema says.
+        admin_password: pulumi.Output[str] = pulumi.Output.secret(
+            args.admin_password
+            if args.admin_password is not None
+            else random.RandomPassword(
+                f"{name}-admin-password",
+                length=40,
+                special=True,
+                override_special="-_.~!#%^*+=",
+                opts=child,
+            ).result
+        )
+        # Alphanumeric: it sits unquoted in redis.conf.
+        self.redis_password = pulumi.Output.secret(
+            random.RandomPassword(
+                f"{name}-redis-password", length=48, special=False, opts=child
+            ).result
+        )
+
+        postgres = self._postgres_container(name, args.postgres, pg_volume, admin_password)
+        redis = self._redis_container(name, args.redis, redis_volume)
+
+        self.postgres_provider = postgresql.Provider(
+            f"{name}-postgres-provider",
+            host="127.0.0.1",
+            port=args.postgres.host_port,
+            username=ADMIN_ROLE,
+            password=admin_password,
+            database="postgres",
+            sslmode="disable",
+            superuser=True,
+            connect_timeout=30,
+            # The container's healthcheck has passed once it exists, so the provider never
+            # dials a server that is still running its first-start init.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[postgres]),
+        )
+
+        # PUBLIC may connect to these by default: any project's role could reach the admin
+        # database. Project databases revoke the same in their own component.
+        for database in ("postgres", "template1"):
+            postgresql.Grant(
+                f"{name}-{database}-revoke-public",
+                database=database,
+                role="public",
+                object_type="database",
+                privileges=[],
+                opts=pulumi.ResourceOptions(parent=self, provider=self.postgres_provider),
+            )
+
+        self.admin_url = postgres_url(
+            ADMIN_ROLE, admin_password, args.postgres.container_name, POSTGRES_PORT, "postgres"
+        )
+        self.admin_host_url = postgres_url(
+            ADMIN_ROLE, admin_password, "127.0.0.1", args.postgres.host_port, "postgres"
+        )
+        self.postgres_container_id = postgres.id
+        self.redis_container_id = redis.id
+
+        self.register_outputs(
+            {
+                "network_name": self.network_name,
+                "admin_url": self.admin_url,
+                "admin_host_url": self.admin_host_url,
+                "redis_password": self.redis_password,
+                "postgres_container_id": self.postgres_container_id,
+                "redis_container_id": self.redis_container_id,
+            }
+        )
+
+    def _postgres_container(
+        self,
+        name: str,
+        settings: PostgresSettings,
+        volume: docker.Volume,
+        admin_password: pulumi.Output[str],
+    ) -> docker.Container:
+        command = ["postgres"]
+        for parameter, value in sorted(settings.parameters.items()):
+            command += ["-c", f"{parameter}={value}"]
+        return self._data_container(
+            f"{name}-postgres",
+            settings,
+            POSTGRES_PORT,
+            volume,
+            command=command,
+            envs=[
+                f"POSTGRES_USER={ADMIN_ROLE}",
+                f"POSTGRES_PASSWORD_FILE={POSTGRES_PASSWORD_FILE}",
+                "POSTGRES_DB=postgres",
+                f"PGDATA={settings.data_path}",
+                # Checksums catch silent disk corruption; initdb only reads this once.
+                "POSTGRES_INITDB_ARGS=--data-checksums",
+            ],
+            upload=docker.ContainerUploadArgs(file=POSTGRES_PASSWORD_FILE, content=admin_password),
+            healthcheck=_POSTGRES_HEALTHCHECK,
+            # The official image's stop signal: a fast shutdown that still checkpoints.
+            stop_signal="SIGINT",
+            shm_size=settings.shm_size_mb,
+        )
+
+    def _redis_container(
+        self, name: str, settings: RedisSettings, volume: docker.Volume
+    ) -> docker.Container:
+        config: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.format(
+                "# Written by db-server; changes here are replaced on the next `pulumi up`.\n"
+                "bind * -::*\n"
+                "port {0}\n"
+                "databases {1}\n"
+                "requirepass {2}\n"
+                "dir {3}\n"
+                "appendonly yes\n"
+                "appendfsync {4}\n"
+                "save 3600 1 300 100 60 10000\n"
+                "maxmemory {5}\n"
+                "maxmemory-policy {6}\n",
+                REDIS_PORT,
+                REDIS_DATABASES,
+                self.redis_password,
+                settings.data_path,
+                settings.appendfsync,
+                settings.maxmemory,
+                settings.maxmemory_policy,
+            )
+        )
+        return self._data_container(
+            f"{name}-redis",
+            settings,
+            REDIS_PORT,
+            volume,
+            command=["redis-server", REDIS_CONFIG_FILE],
+            envs=[],
+            upload=docker.ContainerUploadArgs(file=REDIS_CONFIG_FILE, content=config),
+            healthcheck=_REDIS_HEALTHCHECK,
+            stop_signal="SIGTERM",
+            shm_size=None,
+        )
+
+    def _data_container(
+        self,
+        resource_name: str,
+        settings: PostgresSettings | RedisSettings,
+        port: int,
+        volume: docker.Volume,
+        *,
+        command: list[str],
+        envs: list[str],
+        upload: docker.ContainerUploadArgs,
+        healthcheck: str,
+        stop_signal: str,
+        shm_size: int | None,
+    ) -> docker.Container:
+        """A container that holds data: loopback port, network, volume, safe lifecycle."""
+        image = docker.RemoteImage(
+            f"{resource_name}-image",
+            name=settings.image,
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return docker.Container(
+            resource_name,
+            name=settings.container_name,
+            image=image.image_id,
+            command=command,
+            envs=envs,
+            uploads=[upload],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD-SHELL", healthcheck],
+                interval="10s",
+                timeout="5s",
+                retries=5,
+                start_period="120s",
+                start_interval="1s",
+            ),
+            restart="unless-stopped",
+            must_run=True,
+            wait=True,
+            wait_timeout=HEALTH_WAIT_SECONDS,
+            stop_signal=stop_signal,
+            stop_timeout=STOP_GRACE_SECONDS,
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            memory=settings.memory_mb,
+            shm_size=shm_size,
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=port, external=settings.host_port, ip="127.0.0.1", protocol="tcp"
+                )
+            ],
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(
+                    name=self.network_name, aliases=[settings.container_name]
+                )
+            ],
+            volumes=[
+                docker.ContainerVolumeArgs(
+                    volume_name=volume.name, container_path=settings.data_path
+                )
+            ],
+            log_driver="json-file",
+            log_opts=_LOG_OPTS,
+            # Stop the old server before the new one starts: two servers on one data directory
+            # corrupt it. The uploads carry a password the provider does not mark secret.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                delete_before_replace=True,
+                additional_secret_outputs=["uploads"],
+            ),
+        )

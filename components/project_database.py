@@ -1,0 +1,134 @@
+"""One project's share of the server: its database, login role, Redis index and URLs."""
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_postgresql as postgresql
+import pulumi_random as random
+
+from components.urls import postgres_url, redis_url
+from projects import Project
+from settings import POSTGRES_PORT, REDIS_PORT
+
+
+@dataclass
+class ProjectDatabaseArgs:
+    """Inputs of a ``ProjectDatabase``."""
+
+    project: Project
+    """The validated project entry from ``projects.py``."""
+
+    postgres_host: pulumi.Input[str]
+    """PostgreSQL's host name on the Docker network (its container name)."""
+
+    postgres_host_port: pulumi.Input[int]
+    """PostgreSQL's port published on 127.0.0.1."""
+
+    redis_host: pulumi.Input[str]
+    """Redis's host name on the Docker network (its container name)."""
+
+    redis_host_port: pulumi.Input[int]
+    """Redis's port published on 127.0.0.1."""
+
+    redis_password: pulumi.Input[str]
+    """The Redis password."""
+
+    protect: bool
+    """The database and role carry ``protect``."""
+
+    retain_on_delete: bool
+    """The database and role stay on the server when the project leaves the list."""
+
+
+class ProjectDatabase(pulumi.ComponentResource):
+    """A database owned by the project's own login role, closed to every other project.
+
+    The role can log in and nothing more: no superuser, CREATEDB, CREATEROLE or REPLICATION.
+    CONNECT and TEMPORARY are revoked from PUBLIC on the database, so only its owner (and the
+    admin) can connect. Give it a provider for the server through ``opts.providers``.
+    """
+
+    url: pulumi.Output[str]
+    """``postgresql+psycopg://`` URL for the project's containers on the Docker network (secret)."""
+
+    host_url: pulumi.Output[str]
+    """The same database through 127.0.0.1 on the Docker host (secret)."""
+
+    redis_url: pulumi.Output[str]
+    """``redis://`` URL of the project's Redis index on the Docker network (secret)."""
+
+    host_redis_url: pulumi.Output[str]
+    """The same Redis index through 127.0.0.1 on the Docker host (secret)."""
+
+    def __init__(
+        self, name: str, args: ProjectDatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("db-server:project_database:ProjectDatabase", name, None, opts)
+        project = args.project
+        data = pulumi.ResourceOptions(
+            parent=self, protect=args.protect, retain_on_delete=args.retain_on_delete
+        )
+
+        password: pulumi.Output[str] = pulumi.Output.secret(
+            random.RandomPassword(
+                f"{name}-password",
+                length=32,
+                special=True,
+                override_special="-_.~!#%^*+=",
+                opts=pulumi.ResourceOptions(parent=self),
+            ).result
+        )
+        role = postgresql.Role(
+            f"{name}-role",
+            name=project.user,
+            login=True,
+            password=password,
+            superuser=False,
+            create_database=False,
+            create_role=False,
+            replication=False,
+            bypass_row_level_security=False,
+            connection_limit=project.connection_limit,
+            statement_timeout=project.statement_timeout_ms,
+            opts=data,
+        )
+        database = postgresql.Database(
+            f"{name}-database",
+            name=project.name,
+            owner=role.name,
+            encoding="UTF8",
+            template="template0",
+            opts=data,
+        )
+        # An empty privilege list for "public" revokes everything PUBLIC holds on the
+        # database, CONNECT and TEMPORARY included; the owner keeps its own rights.
+        postgresql.Grant(
+            f"{name}-revoke-public",
+            database=database.name,
+            role="public",
+            object_type="database",
+            privileges=[],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.url = postgres_url(
+            role.name, password, args.postgres_host, POSTGRES_PORT, database.name
+        )
+        self.host_url = postgres_url(
+            role.name, password, "127.0.0.1", args.postgres_host_port, database.name
+        )
+        self.redis_url = redis_url(
+            args.redis_password, args.redis_host, REDIS_PORT, project.redis_db
+        )
+        self.host_redis_url = redis_url(
+            args.redis_password, "127.0.0.1", args.redis_host_port, project.redis_db
+        )
+
+        self.register_outputs(
+            {
+                "url": self.url,
+                "host_url": self.host_url,
+                "redis_url": self.redis_url,
+                "host_redis_url": self.host_redis_url,
+            }
+        )

@@ -1,0 +1,35 @@
+"""The projects that share the server.
+
+Add a project by adding one line to ``PROJECTS``. Its ``name`` is also the database name and the
+prefix of its stack outputs (``<name>_url``, ``<name>_redis_url``, ...), so pick it once: renaming a
+project means a new, empty database.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Project:
+    """One project on the shared server: a database, its own login role and a Redis index."""
+
+    name: str
+    """Database name and stack output prefix: a lowercase identifier, at most 63 bytes."""
+
+    user: str
+    """The project's own login role; it owns the database and nothing else."""
+
+    redis_db: int
+    """The Redis database index (0-15) reserved for this project."""
+
+    connection_limit: int = 20
+    """Concurrent connections the role may hold, so one project cannot starve the others."""
+
+    statement_timeout_ms: int = 0
+    """Statement timeout set on the role in milliseconds; 0 leaves queries unbounded."""
+
+
+PROJECTS: list[Project] = [
+    Project("crypto_ai_agent", user="crypto", redis_db=0),
+    Project("project2_db", user="project2_user", redis_db=1),
+    Project("project3_db", user="project3_user", redis_db=2),
+]

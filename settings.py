@@ -1,0 +1,315 @@
+"""Stack settings, parsed once from ``pulumi.Config`` into typed, validated objects.
+
+Each section is one structured config key (``db-server:network``, ``db-server:postgres``,
+``db-server:redis``, ``db-server:protection``). A stack may set any subset of a section's
+fields; the rest take the defaults below, which ``Pulumi.yaml`` declares too. Unknown fields
+are errors, so a typo never silently falls back to a default.
+"""
+
+import re
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+import pulumi
+
+PROJECT_NAME = "db-server"
+
+ADMIN_ROLE = "dbadmin"
+"""The role that owns the server. It is the image's superuser and manages every project."""
+
+POSTGRES_PORT = 5432
+"""The port PostgreSQL listens on inside its container and on the Docker network."""
+
+REDIS_PORT = 6379
+"""The port Redis listens on inside its container and on the Docker network."""
+
+REDIS_DATABASES = 16
+"""Redis keeps this many numbered databases, so project indexes run from 0 to 15."""
+
+
+class InvalidInputError(pulumi.RunError, ValueError):
+    """Bad settings or a bad project list, found before any resource is registered.
+
+    A ``RunError`` so Pulumi prints the message alone instead of a stack trace.
+    """
+
+    def __init__(self, heading: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join([heading, *(f"  - {p}" for p in problems)]))
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The Docker network both containers join, shared with the nginx reverse proxy."""
+
+    name: str = "nginx-network"
+    """Network name; projects' containers reach the servers by container name on it."""
+
+    create: bool = True
+    """Create the network; false joins an existing one that this stack never deletes."""
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    """The PostgreSQL container."""
+
+    image: str = "postgres:17"
+    """An image honouring the official image's contract, pinned to a major version."""
+
+    container_name: str = "db-server-postgres"
+    """Container name, also the host name projects use on the network."""
+
+    host_port: int = 5432
+    """Port published on 127.0.0.1 of the Docker host."""
+
+    volume: str = "db_server_pgdata"
+    """Named volume that holds the cluster."""
+
+    data_path: str = "/var/lib/postgresql/data"
+    """Where the volume is mounted, and ``PGDATA``: the official 17 image's data directory."""
+
+    memory_mb: int | None = None
+    """Container memory limit in MiB; unset means no limit."""
+
+    shm_size_mb: int = 256
+    """Size of /dev/shm; Docker's 64 MiB default breaks parallel queries."""
+
+    parameters: dict[str, str] = field(default_factory=dict)
+    """Server parameters passed as ``-c name=value``, e.g. ``max_connections: "200"``."""
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """The Redis container."""
+
+    image: str = "redis:8"
+    """An image honouring the official image's contract, pinned to a major version."""
+
+    container_name: str = "db-server-redis"
+    """Container name, also the host name projects use on the network."""
+
+    host_port: int = 6379
+    """Port published on 127.0.0.1 of the Docker host."""
+
+    volume: str = "db_server_redisdata"
+    """Named volume that holds the append-only file and snapshots."""
+
+    data_path: str = "/data"
+    """Where the volume is mounted: the official image's working directory."""
+
+    memory_mb: int | None = None
+    """Container memory limit in MiB; unset means no limit. Must exceed ``maxmemory``."""
+
+    maxmemory: str = "256mb"
+    """Redis ``maxmemory``, e.g. ``256mb`` or ``1gb``."""
+
+    maxmemory_policy: str = "volatile-lru"
+    """Eviction policy; the default evicts only keys with a TTL, never queues or sessions."""
+
+    appendfsync: str = "everysec"
+    """How often the append-only file is flushed to disk: ``always``, ``everysec`` or ``no``."""
+
+
+@dataclass(frozen=True)
+class ProtectionSettings:
+    """How hard the stack guards data. The safe values are the defaults."""
+
+    protect: bool = True
+    """Volumes, databases and roles carry ``protect``: Pulumi refuses to delete them."""
+
+    retain_on_delete: bool = True
+    """Volumes, databases and roles removed from the program stay on the server."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the stack's config says, validated."""
+
+    network: NetworkSettings
+    postgres: PostgresSettings
+    redis: RedisSettings
+    protection: ProtectionSettings
+    admin_password: pulumi.Output[str] | None
+    """``db-server:admin_password`` when set (a secret); otherwise a random password is made."""
+
+
+_Section = TypeVar("_Section")
+
+_DOCKER_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_REDIS_SIZE = re.compile(r"[1-9][0-9]*(kb|mb|gb)?", re.IGNORECASE)
+_PG_PARAMETER = re.compile(r"[a-z_][a-z0-9_.]*")
+_EVICTION_POLICIES = frozenset(
+    {
+        "noeviction",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    }
+)
+_APPENDFSYNC = frozenset({"always", "everysec", "no"})
+_REDIS_SIZE_UNITS = {"": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def load_settings(config: pulumi.Config) -> Settings:
+    """Read and validate every setting; raise ``InvalidInputError`` listing all problems."""
+    problems: list[str] = []
+    network = _parse_section(config, "network", NetworkSettings, problems)
+    postgres = _parse_section(config, "postgres", PostgresSettings, problems)
+    redis = _parse_section(config, "redis", RedisSettings, problems)
+    protection = _parse_section(config, "protection", ProtectionSettings, problems)
+    if not problems:
+        problems.extend(_check_values(network, postgres, redis))
+    if problems:
+        raise InvalidInputError(f"Invalid {PROJECT_NAME} stack settings:", problems)
+    return Settings(
+        network=network,
+        postgres=postgres,
+        redis=redis,
+        protection=protection,
+        admin_password=config.get_secret("admin_password"),
+    )
+
+
+def redis_size_bytes(size: str) -> int:
+    """Bytes in a Redis size such as ``256mb``."""
+    match = _REDIS_SIZE.fullmatch(size)
+    if match is None:
+        raise ValueError(f"not a Redis size: {size!r}")
+    unit = (match.group(1) or "").lower()
+    return int(size[: len(size) - len(unit)]) * _REDIS_SIZE_UNITS[unit]
+
+
+def _parse_section(
+    config: pulumi.Config, key: str, cls: type[_Section], problems: list[str]
+) -> _Section:
+    """Build one section from its structured config value, checking each field's type."""
+    default = cls()
+    try:
+        raw = config.get_object(key)
+    except pulumi.ConfigTypeError:
+        problems.append(f"{PROJECT_NAME}:{key}: must be an object")
+        return default
+    if raw is None:
+        return default
+    if not isinstance(raw, dict):
+        problems.append(f"{PROJECT_NAME}:{key}: must be an object, got {raw!r}")
+        return default
+
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    for unknown in sorted(set(raw) - known):
+        problems.append(
+            f"{PROJECT_NAME}:{key}.{unknown}: unknown setting (known: {', '.join(sorted(known))})"
+        )
+    values: dict[str, Any] = {}
+    for name in known & set(raw):
+        value = raw[name]
+        if _has_type(value, hints[name]):
+            values[name] = value
+        else:
+            problems.append(
+                f"{PROJECT_NAME}:{key}.{name}: must be {_describe(hints[name])}, got {value!r}"
+            )
+    return cls(**values)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a config value (parsed JSON) matches a field's annotation."""
+    if isinstance(hint, types.UnionType):
+        return any(_has_type(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        # JSON has no separate integer type, and True is an int to Python: reject both.
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if typing.get_origin(hint) is dict:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    raise TypeError(f"no config check for {hint!r}")
+
+
+def _describe(hint: Any) -> str:
+    if isinstance(hint, types.UnionType):
+        return " or ".join(_describe(arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) is dict:
+        return "an object of strings"
+    return {bool: "a boolean", int: "an integer", str: "a string"}[hint]
+
+
+def _check_values(
+    network: NetworkSettings, postgres: PostgresSettings, redis: RedisSettings
+) -> list[str]:
+    """Range and consistency checks, once every field has the right type."""
+    problems: list[str] = []
+    if not _DOCKER_NAME.fullmatch(network.name):
+        problems.append(f"{PROJECT_NAME}:network.name: not a Docker network name: {network.name!r}")
+    for key, service in (("postgres", postgres), ("redis", redis)):
+        prefix = f"{PROJECT_NAME}:{key}"
+        if not service.image.strip():
+            problems.append(f"{prefix}.image: must not be empty")
+        if not 1 <= service.host_port <= 65535:
+            problems.append(f"{prefix}.host_port: must be in 1-65535, got {service.host_port}")
+        for name in ("container_name", "volume"):
+            if not _DOCKER_NAME.fullmatch(getattr(service, name)):
+                problems.append(f"{prefix}.{name}: not a Docker name: {getattr(service, name)!r}")
+        if not service.data_path.startswith("/"):
+            problems.append(
+                f"{prefix}.data_path: must be an absolute path, got {service.data_path!r}"
+            )
+        if service.memory_mb is not None and service.memory_mb < 64:
+            problems.append(f"{prefix}.memory_mb: must be at least 64, got {service.memory_mb}")
+
+    for name in ("host_port", "container_name", "volume"):
+        if getattr(postgres, name) == getattr(redis, name):
+            problems.append(
+                f"{PROJECT_NAME}:postgres.{name} and {PROJECT_NAME}:redis.{name} are both "
+                f"{getattr(postgres, name)!r}: each service needs its own"
+            )
+
+    if postgres.shm_size_mb < 64:
+        problems.append(
+            f"{PROJECT_NAME}:postgres.shm_size_mb: must be at least 64, got {postgres.shm_size_mb}"
+        )
+    for parameter in sorted(postgres.parameters):
+        if not _PG_PARAMETER.fullmatch(parameter):
+            problems.append(
+                f"{PROJECT_NAME}:postgres.parameters: not a server parameter name: {parameter!r}"
+            )
+
+    if not _REDIS_SIZE.fullmatch(redis.maxmemory):
+        problems.append(
+            f"{PROJECT_NAME}:redis.maxmemory: must be a size like 256mb or 1gb, "
+            f"got {redis.maxmemory!r}"
+        )
+    elif (
+        redis.memory_mb is not None
+        and redis_size_bytes(redis.maxmemory) >= redis.memory_mb * 1024**2
+    ):
+        problems.append(
+            f"{PROJECT_NAME}:redis.maxmemory: {redis.maxmemory} does not fit under the container's "
+            f"memory_mb {redis.memory_mb}; leave room for Redis's own overhead"
+        )
+    if redis.maxmemory_policy not in _EVICTION_POLICIES:
+        problems.append(
+            f"{PROJECT_NAME}:redis.maxmemory_policy: must be one of "
+            f"{', '.join(sorted(_EVICTION_POLICIES))}, got {redis.maxmemory_policy!r}"
+        )
+    if redis.appendfsync not in _APPENDFSYNC:
+        problems.append(
+            f"{PROJECT_NAME}:redis.appendfsync: must be one of always, everysec, no, "
+            f"got {redis.appendfsync!r}"
+        )
+    return problems

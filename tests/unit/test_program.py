@@ -1,0 +1,379 @@
+"""What `pulumi up` would ask for, per stack, run under mocks."""
+
+
+import pytest
+import yaml
+
+import projects
+from projects import Project
+from settings import ADMIN_ROLE, load_settings
+from tests.unit.conftest import MOCK_PASSWORD, ROOT, Deployment, RunProgram, stack_config
+
+CONTAINER = "docker:index/container:Container"
+VOLUME = "docker:index/volume:Volume"
+ROLE = "postgresql:index/role:Role"
+DATABASE = "postgresql:index/database:Database"
+GRANT = "postgresql:index/grant:Grant"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+PROJECT = "db-server:project_database:ProjectDatabase"
+
+URL_SUFFIXES = ("_url", "_host_url", "_redis_url", "_host_redis_url")
+
+
+@pytest.fixture(params=["dev", "prod"])
+def stack_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def _children(deployment: Deployment, project: str) -> dict[str, str]:
+    """Type of each resource whose parent is the project's component, by name."""
+    return {
+        r.name: r.type for r in deployment.resources if r.parent.endswith(f"{PROJECT}::{project}")
+    }
+
+
+def test_every_project_gets_its_own_role_database_password_and_revoke(
+    run_program: RunProgram, stack_name: str
+) -> None:
+    deployment = run_program(stack_name)
+
+    assert [r.name for r in deployment.of_type(PROJECT)] == [p.name for p in projects.PROJECTS]
+    for project in projects.PROJECTS:
+        assert _children(deployment, project.name) == {
+            f"{project.name}-password": PASSWORD,
+            f"{project.name}-role": ROLE,
+            f"{project.name}-database": DATABASE,
+            f"{project.name}-revoke-public": GRANT,
+        }
+        role = deployment.named(f"{project.name}-role").inputs
+        assert role["name"] == project.user
+        assert role["login"] is True
+        for power in ("superuser", "createDatabase", "createRole", "replication"):
+            assert role[power] is False, power
+        assert role["bypassRowLevelSecurity"] is False
+        assert role["connectionLimit"] == project.connection_limit
+        database = deployment.named(f"{project.name}-database").inputs
+        assert database["name"] == project.name
+        assert database["owner"] == project.user
+
+
+def test_project_passwords_are_long_random_and_secret(run_program: RunProgram) -> None:
+    deployment = run_program("dev")
+
+    for project in projects.PROJECTS:
+        password = deployment.named(f"{project.name}-password").inputs
+        assert password["length"] >= 32
+        role = deployment.named(f"{project.name}-role")
+        assert "password" in role.secret_inputs
+        assert "password" in role.additional_secret_outputs
+
+
+def test_public_loses_connect_and_temporary_on_every_project_database(
+    run_program: RunProgram,
+) -> None:
+    deployment = run_program("dev")
+
+    revokes = {r.inputs["database"]: r.inputs for r in deployment.of_type(GRANT)}
+    for database in [p.name for p in projects.PROJECTS] + ["postgres", "template1"]:
+        assert revokes[database]["role"] == "public"
+        assert revokes[database]["objectType"] == "database"
+        # No privileges listed: the provider revokes all PUBLIC holds, CONNECT and TEMP included.
+        assert revokes[database]["privileges"] == []
+
+
+def test_sql_objects_are_managed_through_the_servers_admin_provider(
+    run_program: RunProgram,
+) -> None:
+    deployment = run_program("dev")
+
+    (provider,) = deployment.of_type("pulumi:providers:postgresql")
+    assert provider.inputs["host"] == "127.0.0.1"
+    # Provider config reaches the engine as strings.
+    assert provider.inputs["port"] == "5432"
+    assert provider.inputs["username"] == ADMIN_ROLE
+    assert "password" in provider.secret_inputs
+    # The provider waits for the container, whose create waits for a passing SQL healthcheck.
+    assert any(dep.endswith("::db-server-postgres") for dep in provider.dependencies)
+    for sql_object in deployment.of_type(ROLE) + deployment.of_type(DATABASE):
+        assert sql_object.provider.startswith(
+            "urn:pulumi:dev::db-server::db-server:database_server:DatabaseServer"
+            "$pulumi:providers:postgresql::db-server-postgres-provider::"
+        )
+
+
+def test_ports_are_published_on_loopback_only(run_program: RunProgram, stack_name: str) -> None:
+    deployment = run_program(stack_name)
+
+    published = {
+        c.inputs["name"]: [(p["ip"], p["internal"], p["external"]) for p in c.inputs["ports"]]
+        for c in deployment.of_type(CONTAINER)
+    }
+    assert published == {
+        "db-server-postgres": [("127.0.0.1", 5432, 5432)],
+        "db-server-redis": [("127.0.0.1", 6379, 6379)],
+    }
+
+
+def test_containers_join_the_shared_network_under_their_own_names(
+    run_program: RunProgram,
+) -> None:
+    deployment = run_program("dev")
+
+    (network,) = deployment.of_type("docker:index/network:Network")
+    assert network.inputs["name"] == "nginx-network"
+    for container in deployment.of_type(CONTAINER):
+        (attachment,) = container.inputs["networksAdvanced"]
+        assert attachment["name"] == "nginx-network"
+        assert attachment["aliases"] == [container.inputs["name"]]
+
+
+def test_joining_an_existing_network_creates_none(run_program: RunProgram) -> None:
+    deployment = run_program("dev", {"db-server:network": {"name": "proxy", "create": False}})
+
+    assert deployment.of_type("docker:index/network:Network") == []
+    for container in deployment.of_type(CONTAINER):
+        assert container.inputs["networksAdvanced"][0]["name"] == "proxy"
+
+
+def test_volumes_hold_the_data_at_the_images_data_paths(run_program: RunProgram) -> None:
+    deployment = run_program("dev")
+
+    assert {v.inputs["name"] for v in deployment.of_type(VOLUME)} == {
+        "db_server_pgdata",
+        "db_server_redisdata",
+    }
+    mounts = {
+        c.inputs["name"]: [(v["volumeName"], v["containerPath"]) for v in c.inputs["volumes"]]
+        for c in deployment.of_type(CONTAINER)
+    }
+    assert mounts == {
+        "db-server-postgres": [("db_server_pgdata", "/var/lib/postgresql/data")],
+        "db-server-redis": [("db_server_redisdata", "/data")],
+    }
+    postgres = deployment.named("db-server-postgres").inputs
+    assert "PGDATA=/var/lib/postgresql/data" in postgres["envs"]
+
+
+def test_data_containers_stop_cleanly_before_their_replacement_starts(
+    run_program: RunProgram, stack_name: str
+) -> None:
+    deployment = run_program(stack_name)
+
+    for container in deployment.of_type(CONTAINER):
+        assert container.delete_before_replace, container.name
+        assert container.inputs["destroyGraceSeconds"] >= 60
+        assert container.inputs["stopTimeout"] >= 60
+        assert container.inputs["restart"] == "unless-stopped"
+        assert container.inputs["wait"] is True
+    assert deployment.named("db-server-postgres").inputs["stopSignal"] == "SIGINT"
+
+
+def test_postgres_healthcheck_runs_sql_over_tcp(run_program: RunProgram) -> None:
+    deployment = run_program("dev")
+
+    healthcheck = deployment.named("db-server-postgres").inputs["healthcheck"]
+    kind, command = healthcheck["tests"]
+    assert kind == "CMD-SHELL"
+    # TCP, not the socket: the first-start init server listens on the socket only.
+    assert "psql" in command
+    assert "--host=127.0.0.1" in command
+    assert "SELECT 1" in command
+    assert "pg_isready" not in command
+
+
+def test_redis_requires_a_password_and_keeps_an_append_only_file(
+    run_program: RunProgram, stack_name: str
+) -> None:
+    deployment = run_program(stack_name)
+    settings = load_settings(_FakeConfig(stack_config(stack_name))).redis  # type: ignore[arg-type]
+
+    redis = deployment.named("db-server-redis")
+    (upload,) = redis.inputs["uploads"]
+    config = dict(
+        line.split(" ", 1) for line in upload["content"].splitlines() if not line.startswith("#")
+    )
+    assert config["requirepass"] == MOCK_PASSWORD
+    assert config["appendonly"] == "yes"
+    assert config["dir"] == "/data"
+    assert config["appendfsync"] == settings.appendfsync
+    assert config["maxmemory"] == settings.maxmemory
+    assert config["maxmemory-policy"] == settings.maxmemory_policy
+    assert redis.inputs["command"] == ["redis-server", upload["file"]]
+
+
+def test_no_secret_reaches_docker_inspect_and_uploads_stay_secret(
+    run_program: RunProgram,
+) -> None:
+    deployment = run_program("dev")
+
+    for container in deployment.of_type(CONTAINER):
+        visible = " ".join(
+            container.inputs.get("envs", [])
+            + container.inputs["command"]
+            + container.inputs["healthcheck"]["tests"]
+        )
+        assert MOCK_PASSWORD not in visible, container.name
+        assert "uploads" in container.secret_inputs
+        assert "uploads" in container.additional_secret_outputs
+    postgres = deployment.named("db-server-postgres").inputs
+    assert "POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password" in postgres["envs"]
+    assert not any(env.startswith("POSTGRES_PASSWORD=") for env in postgres["envs"])
+
+
+def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
+    run_program: RunProgram,
+) -> None:
+    deployment = run_program("dev")
+    encoded = "pw%23%25%5E%2B%3D~%21%2A.-_x"
+
+    expected = {"admin_url", "admin_host_url"} | {
+        f"{p.name}{suffix}" for p in projects.PROJECTS for suffix in URL_SUFFIXES
+    }
+    assert expected <= set(deployment.outputs)
+    assert expected <= deployment.secret_outputs
+    assert "summary" not in deployment.secret_outputs
+
+    outputs = deployment.outputs
+    assert outputs["crypto_ai_agent_url"] == (
+        f"postgresql+psycopg://crypto:{encoded}@db-server-postgres:5432/crypto_ai_agent"
+    )
+    assert outputs["crypto_ai_agent_host_url"] == (
+        f"postgresql+psycopg://crypto:{encoded}@127.0.0.1:5432/crypto_ai_agent"
+    )
+    assert outputs["project2_db_redis_url"] == f"redis://:{encoded}@db-server-redis:6379/1"
+    assert outputs["project3_db_host_redis_url"] == f"redis://:{encoded}@127.0.0.1:6379/2"
+    assert (
+        outputs["admin_host_url"]
+        == f"postgresql+psycopg://dbadmin:{encoded}@127.0.0.1:5432/postgres"
+    )
+
+
+def test_summary_names_projects_indexes_and_containers(run_program: RunProgram) -> None:
+    summary = run_program("dev").outputs["summary"]
+
+    assert summary == {
+        "network": "nginx-network",
+        "postgres": {"container": "db-server-postgres", "host_port": 5432},
+        "redis": {"container": "db-server-redis", "host_port": 6379},
+        "projects": {
+            "crypto_ai_agent": {"database": "crypto_ai_agent", "user": "crypto", "redis_db": 0},
+            "project2_db": {"database": "project2_db", "user": "project2_user", "redis_db": 1},
+            "project3_db": {"database": "project3_db", "user": "project3_user", "redis_db": 2},
+        },
+    }
+
+
+def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: RunProgram) -> None:
+    deployment = run_program("prod")
+
+    guarded = deployment.of_type(VOLUME) + deployment.of_type(DATABASE) + deployment.of_type(ROLE)
+    assert len(guarded) == 2 + 2 * len(projects.PROJECTS)
+    for resource in guarded:
+        assert resource.protect, resource.name
+        assert resource.retain_on_delete, resource.name
+
+
+def test_prod_limits_container_memory(run_program: RunProgram) -> None:
+    deployment = run_program("prod")
+
+    memory = {c.inputs["name"]: c.inputs.get("memory") for c in deployment.of_type(CONTAINER)}
+    assert memory == {"db-server-postgres": 2048, "db-server-redis": 768}
+
+
+def test_dev_can_be_torn_down(run_program: RunProgram) -> None:
+    deployment = run_program("dev")
+
+    for resource in deployment.resources:
+        assert not resource.protect, resource.name
+        assert not resource.retain_on_delete, resource.name
+
+
+def test_admin_password_from_config_replaces_the_random_one(run_program: RunProgram) -> None:
+    deployment = run_program("dev", {"db-server:admin_password": "from-config/pw"})
+
+    names = {r.name for r in deployment.of_type(PASSWORD)}
+    assert "db-server-admin-password" not in names
+    assert deployment.outputs["admin_host_url"].startswith(
+        "postgresql+psycopg://dbadmin:from-config%2Fpw@"
+    )
+    assert "admin_host_url" in deployment.secret_outputs
+
+
+def test_server_parameters_become_postgres_flags(run_program: RunProgram) -> None:
+    deployment = run_program("prod")
+
+    command = deployment.named("db-server-postgres").inputs["command"]
+    assert command[0] == "postgres"
+    assert command[1::2] == ["-c"] * (len(command) // 2)
+    flags = dict(flag.split("=", 1) for flag in command[2::2])
+    assert flags["max_connections"] == "200"
+
+
+def test_reordering_projects_changes_no_resource_name(
+    run_program: RunProgram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = {(r.type, r.name, r.parent) for r in run_program("dev").resources}
+    monkeypatch.setattr(projects, "PROJECTS", list(reversed(projects.PROJECTS)))
+    after = {(r.type, r.name, r.parent) for r in run_program("dev").resources}
+
+    assert before == after
+
+
+def test_adding_a_project_adds_only_that_projects_resources(
+    run_program: RunProgram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = {(r.type, r.name) for r in run_program("dev").resources}
+    extra = Project("analytics", user="analytics_user", redis_db=3)
+    monkeypatch.setattr(projects, "PROJECTS", [*projects.PROJECTS, extra])
+    deployment = run_program("dev")
+    after = {(r.type, r.name) for r in deployment.resources}
+
+    assert after - before == {
+        (PROJECT, "analytics"),
+        (PASSWORD, "analytics-password"),
+        (ROLE, "analytics-role"),
+        (DATABASE, "analytics-database"),
+        (GRANT, "analytics-revoke-public"),
+    }
+    assert before <= after
+    assert deployment.outputs["analytics_redis_url"].endswith("@db-server-redis:6379/3")
+
+
+def test_stack_settings_non_default_ports_reach_urls_and_provider(run_program: RunProgram) -> None:
+    deployment = run_program(
+        "dev",
+        {
+            "db-server:postgres": {"host_port": 15432, "container_name": "t-pg", "volume": "t_pg"},
+            "db-server:redis": {"host_port": 16379, "container_name": "t-redis", "volume": "t_rd"},
+        },
+    )
+
+    assert deployment.outputs["project2_db_host_url"].endswith("@127.0.0.1:15432/project2_db")
+    assert deployment.outputs["project2_db_url"].endswith("@t-pg:5432/project2_db")
+    assert deployment.outputs["project2_db_host_redis_url"].endswith("@127.0.0.1:16379/1")
+    assert deployment.outputs["project2_db_redis_url"].endswith("@t-redis:6379/1")
+    (provider,) = deployment.of_type("pulumi:providers:postgresql")
+    assert provider.inputs["port"] == "15432"
+
+
+class _FakeConfig:
+    """Just enough of ``pulumi.Config`` for ``load_settings``, outside a Pulumi run."""
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.values = values
+
+    def get_object(self, key: str) -> object:
+        return self.values.get(f"db-server:{key}")
+
+    def get_secret(self, key: str) -> None:
+        return None
+
+
+def test_pulumi_yaml_declares_the_same_defaults_as_the_code() -> None:
+    """Pulumi.yaml documents the defaults; settings.py applies them. They must agree."""
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    declared = {f"db-server:{k}": v["default"] for k, v in project["config"].items()}
+
+    from_yaml = load_settings(_FakeConfig(declared))  # type: ignore[arg-type]
+    built_in = load_settings(_FakeConfig({}))  # type: ignore[arg-type]
+    assert from_yaml == built_in

@@ -1,0 +1,105 @@
+"""Checks on the project list, run before any resource is registered.
+
+Every problem is collected and reported at once, each naming the project and the field, so one
+bad edit to ``projects.py`` is one round trip, not one per mistake.
+"""
+
+import re
+from collections.abc import Sequence
+
+from projects import Project
+from settings import ADMIN_ROLE, REDIS_DATABASES, InvalidInputError
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+_MAX_IDENTIFIER_BYTES = 63
+_RESERVED = frozenset({"postgres", "template0", "template1", "public", ADMIN_ROLE})
+
+OUTPUT_SUFFIXES = ("_url", "_host_url", "_redis_url", "_host_redis_url")
+"""Stack outputs each project exports, as ``<name><suffix>``."""
+
+RESERVED_OUTPUTS = frozenset({"admin_url", "admin_host_url", "summary"})
+"""Stack outputs the server itself exports; no project output may take one of these."""
+
+
+def validate_projects(projects: Sequence[Project]) -> None:
+    """Raise ``InvalidInputError`` listing every problem in the project list."""
+    problems: list[str] = []
+    for project in projects:
+        problems.extend(_check_project(project))
+    problems.extend(_check_unique(projects))
+    if problems:
+        raise InvalidInputError("Invalid project list in projects.py:", problems)
+
+
+def _check_project(project: Project) -> list[str]:
+    label = f"project {project.name!r}"
+    problems = [
+        f"{label}: field '{field}': {problem}"
+        for field in ("name", "user")
+        if (problem := _identifier_problem(getattr(project, field))) is not None
+    ]
+    redis_db = project.redis_db
+    if not isinstance(redis_db, int) or isinstance(redis_db, bool):
+        problems.append(f"{label}: field 'redis_db': must be an integer, got {redis_db!r}")
+    elif not 0 <= redis_db < REDIS_DATABASES:
+        problems.append(
+            f"{label}: field 'redis_db': must be in 0-{REDIS_DATABASES - 1}, got {redis_db}"
+        )
+    for field in ("connection_limit", "statement_timeout_ms"):
+        value = getattr(project, field)
+        if not isinstance(value, int) or isinstance(value, bool):
+            problems.append(f"{label}: field '{field}': must be an integer, got {value!r}")
+    if isinstance(project.connection_limit, int) and project.connection_limit < 1:
+        problems.append(
+            f"{label}: field 'connection_limit': must be at least 1, got {project.connection_limit}"
+        )
+    if isinstance(project.statement_timeout_ms, int) and project.statement_timeout_ms < 0:
+        problems.append(
+            f"{label}: field 'statement_timeout_ms': must be 0 (no limit) or more, "
+            f"got {project.statement_timeout_ms}"
+        )
+    return problems
+
+
+def _identifier_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be a string, got {value!r}"
+    if not _IDENTIFIER.fullmatch(value):
+        return f"{value!r} is not a lowercase identifier ([a-z_][a-z0-9_]*)"
+    if len(value.encode()) > _MAX_IDENTIFIER_BYTES:
+        return f"{value!r} is longer than {_MAX_IDENTIFIER_BYTES} bytes"
+    if value in _RESERVED or value.startswith("pg_"):
+        return f"{value!r} is reserved by PostgreSQL or this server"
+    return None
+
+
+def _check_unique(projects: Sequence[Project]) -> list[str]:
+    problems: list[str] = []
+    # The type is part of the key: True == 1 to Python, but a bad True is reported above.
+    first_with: dict[tuple[str, type, object], str] = {}
+    for project in projects:
+        for field in ("name", "user", "redis_db"):
+            value = getattr(project, field)
+            key = (field, type(value), value)
+            if key in first_with:
+                problems.append(
+                    f"project {project.name!r}: field '{field}': {value!r} is already used "
+                    f"by project {first_with[key]!r}"
+                )
+            else:
+                first_with[key] = project.name
+
+    # Output names are built from project names, so two different names can still collide:
+    # project "a" exports "a_host_url", and so does project "a_host" through "_url".
+    # Duplicate names were reported above, so each name is checked once.
+    exporter: dict[str, str] = dict.fromkeys(RESERVED_OUTPUTS, "the server")
+    for name in dict.fromkeys(project.name for project in projects):
+        for suffix in OUTPUT_SUFFIXES:
+            output = f"{name}{suffix}"
+            owner = exporter.setdefault(output, f"project {name!r}")
+            if owner != f"project {name!r}":
+                problems.append(
+                    f"project {name!r}: field 'name': its output {output!r} is already "
+                    f"exported by {owner}"
+                )
+    return problems
