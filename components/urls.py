@@ -27,8 +27,12 @@ def redis_url(
     port: pulumi.Input[int],
     index: pulumi.Input[int],
 ) -> pulumi.Output[str]:
-    """A ``redis://`` URL for the default user, selecting database ``index``."""
+    """A ``redis://default:<password>@...`` URL selecting database ``index``.
+
+    The user is named: ``redis-cli -u`` sends an empty user name as ``""`` and fails, while
+    every client accepts ``default``, the user ``requirepass`` sets the password of.
+    """
     quoted = pulumi.Output.from_input(password).apply(lambda p: quote(p, safe=""))
     return pulumi.Output.secret(
-        pulumi.Output.format("redis://:{0}@{1}:{2}/{3}", quoted, host, port, index)
+        pulumi.Output.format("redis://default:{0}@{1}:{2}/{3}", quoted, host, port, index)
     )

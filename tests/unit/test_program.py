@@ -240,8 +240,8 @@ def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
     assert outputs["crypto_ai_agent_host_url"] == (
         f"postgresql+psycopg://crypto:{encoded}@127.0.0.1:5432/crypto_ai_agent"
     )
-    assert outputs["project2_db_redis_url"] == f"redis://:{encoded}@db-server-redis:6379/1"
-    assert outputs["project3_db_host_redis_url"] == f"redis://:{encoded}@127.0.0.1:6379/2"
+    assert outputs["project2_db_redis_url"] == f"redis://default:{encoded}@db-server-redis:6379/1"
+    assert outputs["project3_db_host_redis_url"] == f"redis://default:{encoded}@127.0.0.1:6379/2"
     assert (
         outputs["admin_host_url"]
         == f"postgresql+psycopg://dbadmin:{encoded}@127.0.0.1:5432/postgres"
