@@ -1,6 +1,5 @@
 """What `pulumi up` would ask for, per stack, run under mocks."""
 
-
 import pytest
 import yaml
 
