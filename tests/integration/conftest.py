@@ -13,6 +13,7 @@ Containers and volumes get unique ``dbs-test-`` names, ports are published on 12
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -292,3 +293,15 @@ def module_resources(docker: None) -> Iterator[DockerResources]:
     created = DockerResources()
     yield created
     created.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pulumi_cli() -> str:
+    """The ``pulumi`` CLI on PATH (from .ci/setup), as an absolute path."""
+    exe = shutil.which("pulumi")
+    if exe is None:
+        unavailable(
+            "pulumi is not on PATH: build and load the toolchain first with "
+            '`env_lines="$(bash .ci/lib/pulumi-toolchain.sh --core-only)" && eval "$env_lines"`'
+        )
+    return exe

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import venv
@@ -67,18 +66,9 @@ pulumi.export("derived", pulumi.Output.secret("derived-secret"))
 
 
 @pytest.fixture(scope="module")
-def pulumi_exe() -> str:
+def pulumi_exe(pulumi_cli: str) -> str:
     """The CLI on PATH: a skip outside CI, a failure in CI (CI=true) when it is missing."""
-    exe = shutil.which("pulumi")
-    if exe:
-        return exe
-    message = (
-        "pulumi is not on PATH: build and load the toolchain first with "
-        '`env_lines="$(bash .ci/lib/pulumi-toolchain.sh --core-only)" && eval "$env_lines"`'
-    )
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    return pulumi_cli
 
 
 @pytest.fixture(scope="module")
