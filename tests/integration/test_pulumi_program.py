@@ -93,7 +93,7 @@ def test_a_duplicate_redis_index_fails_up_with_the_programs_message(
     )
     assert "Traceback" not in seen  # the message alone, not a stack trace
     # Nothing was created: the state holds the stack itself and no resource of the program.
-    resources = stack.export_stack().deployment.get("resources") or []
+    resources = (stack.export_stack().deployment or {}).get("resources") or []
     assert [r["type"] for r in resources] in ([], ["pulumi:pulumi:Stack"])
 
 
