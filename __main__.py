@@ -42,25 +42,15 @@ for project in projects.PROJECTS:
         ),
         opts=pulumi.ResourceOptions(providers=[server.postgres_provider]),
     )
-    pulumi.export(f"{project.name}_url", database.url)
-    pulumi.export(f"{project.name}_host_url", database.host_url)
-    pulumi.export(f"{project.name}_redis_url", database.redis_url)
-    pulumi.export(f"{project.name}_host_redis_url", database.host_redis_url)
+    for suffix, url in database.urls.items():
+        pulumi.export(f"{project.name}_{suffix}", url)
 
 pulumi.export("admin_url", server.admin_url)
 pulumi.export("admin_host_url", server.admin_host_url)
 pulumi.export(
     "summary",
     {
-        "network": server.network_name,
-        "postgres": {
-            "container": settings.postgres.container_name,
-            "host_port": settings.postgres.host_port,
-        },
-        "redis": {
-            "container": settings.redis.container_name,
-            "host_port": settings.redis.host_port,
-        },
+        **server.summary,
         "projects": {
             p.name: {"database": p.name, "user": p.user, "redis_db": p.redis_db}
             for p in projects.PROJECTS

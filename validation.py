@@ -7,15 +7,13 @@ bad edit to ``projects.py`` is one round trip, not one per mistake.
 import re
 from collections.abc import Sequence
 
+from components.project_database import URL_NAMES
 from projects import Project
 from settings import ADMIN_ROLE, REDIS_DATABASES, InvalidInputError
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _MAX_IDENTIFIER_BYTES = 63
 _RESERVED = frozenset({"postgres", "template0", "template1", "public", ADMIN_ROLE})
-
-OUTPUT_SUFFIXES = ("_url", "_host_url", "_redis_url", "_host_redis_url")
-"""Stack outputs each project exports, as ``<name><suffix>``."""
 
 RESERVED_OUTPUTS = frozenset({"admin_url", "admin_host_url", "summary"})
 """Stack outputs the server itself exports; no project output may take one of these."""
@@ -94,8 +92,8 @@ def _check_unique(projects: Sequence[Project]) -> list[str]:
     # Duplicate names were reported above, so each name is checked once.
     exporter: dict[str, str] = dict.fromkeys(RESERVED_OUTPUTS, "the server")
     for name in dict.fromkeys(project.name for project in projects):
-        for suffix in OUTPUT_SUFFIXES:
-            output = f"{name}{suffix}"
+        for url_name in URL_NAMES:
+            output = f"{name}_{url_name}"
             owner = exporter.setdefault(output, f"project {name!r}")
             if owner != f"project {name!r}":
                 problems.append(

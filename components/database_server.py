@@ -98,6 +98,9 @@ class DatabaseServer(pulumi.ComponentResource):
     redis_container_id: pulumi.Output[str]
     """Docker id of the Redis container; it changes only when the container is replaced."""
 
+    summary: dict[str, object]
+    """Non-secret facts about the server: network, container names and host ports."""
+
     def __init__(
         self, name: str, args: DatabaseServerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -176,6 +179,14 @@ class DatabaseServer(pulumi.ComponentResource):
         )
         self.postgres_container_id = postgres.id
         self.redis_container_id = redis.id
+        self.summary = {
+            "network": self.network_name,
+            "postgres": {
+                "container": args.postgres.container_name,
+                "host_port": args.postgres.host_port,
+            },
+            "redis": {"container": args.redis.container_name, "host_port": args.redis.host_port},
+        }
 
         self.register_outputs(
             {

@@ -10,6 +10,9 @@ from components.urls import postgres_url, redis_url
 from projects import Project
 from settings import POSTGRES_PORT, REDIS_PORT
 
+URL_NAMES = ("url", "host_url", "redis_url", "host_redis_url")
+"""The keys of ``ProjectDatabase.urls``: each project exports ``<name>_<key>``."""
+
 
 @dataclass
 class ProjectDatabaseArgs:
@@ -59,6 +62,9 @@ class ProjectDatabase(pulumi.ComponentResource):
 
     host_redis_url: pulumi.Output[str]
     """The same Redis index through 127.0.0.1 on the Docker host (secret)."""
+
+    urls: dict[str, pulumi.Output[str]]
+    """The four URLs above by name; the program exports each as ``<project>_<name>``."""
 
     def __init__(
         self, name: str, args: ProjectDatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -124,11 +130,11 @@ class ProjectDatabase(pulumi.ComponentResource):
             args.redis_password, "127.0.0.1", args.redis_host_port, project.redis_db
         )
 
-        self.register_outputs(
-            {
-                "url": self.url,
-                "host_url": self.host_url,
-                "redis_url": self.redis_url,
-                "host_redis_url": self.host_redis_url,
-            }
+        self.urls = dict(
+            zip(
+                URL_NAMES,
+                (self.url, self.host_url, self.redis_url, self.host_redis_url),
+                strict=True,
+            )
         )
+        self.register_outputs(dict(self.urls))
