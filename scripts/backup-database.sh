@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Back up the shared server into ./backups/<UTC timestamp>/:
+#   <database>.sql.gz        pg_dump of each project database (plain SQL, gzip)
+#   <database>.rows.tsv      row count of every table in that dump
+#   globals.sql.gz           roles and other cluster-wide objects (pg_dumpall --globals-only)
+#   redis.rdb.gz             a Redis snapshot taken by BGSAVE
+#   manifest.tsv             kind, file, bytes, sha256, server version of every file
+#   COMPLETE                 written last; only then does the backup become `latest`
+#
+# Usage: scripts/backup-database.sh [database ...]      (default: every project database)
+#
+# Any failing step fails the whole backup with a non-zero exit: the directory keeps its
+# `.partial` suffix, gets no COMPLETE marker and never becomes `latest`. Files are readable by
+# their owner only. See scripts/lib/common.sh for how the servers are reached.
+set -euo pipefail
+# shellcheck source=scripts/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+REDIS_CONTAINER="${DB_SERVER_REDIS_CONTAINER:-db-server-redis}"
+REDIS_DATA="${DB_SERVER_REDIS_DATA:-/redis-data}"
+REDIS_CONFIG_FILE=/usr/local/etc/redis/redis.conf
+
+redis_cli() {
+  # The password stays inside the container: read from its config into REDISCLI_AUTH there.
+  # shellcheck disable=SC2016 # expanded by the container's shell
+  docker exec -i "$REDIS_CONTAINER" sh -c \
+    'REDISCLI_AUTH="$(sed -n "s/^requirepass //p" '"$REDIS_CONFIG_FILE"')" exec redis-cli "$@"' \
+    redis-cli "$@"
+}
+
+# One Redis command over the network with bash's /dev/tcp, for the backup container, which has
+# no redis-cli. The password comes from DB_SERVER_REDIS_PASSWORD_FILE and is sent, never shown.
+# Prints a status or integer reply's value, or a bulk reply's text.
+redis_direct() {
+  local reply password length body=""
+  password="$(<"${DB_SERVER_REDIS_PASSWORD_FILE:?DB_SERVER_REDIS_PASSWORD_FILE is not set}")"
+  exec 3<>"/dev/tcp/${DB_SERVER_REDIS_HOST:-$REDIS_CONTAINER}/${DB_SERVER_REDIS_PORT:-6379}"
+  printf 'AUTH %s\r\n%s\r\n' "$password" "$*" >&3
+  if ! read -r -t 10 reply <&3 || [[ "$reply" != "+OK"* ]]; then
+    exec 3>&-
+    die "Redis refused AUTH"
+  fi
+  read -r -t 10 reply <&3 || { exec 3>&-; die "no reply from Redis to $1"; }
+  reply="${reply%$'\r'}"
+  case "$reply" in
+    '$'*) length="${reply#\$}"; read -r -t 10 -N "$length" body <&3 ;;
+    [+:]*) body="${reply:1}" ;;
+    *) exec 3>&-; die "Redis answered $1 with: $reply" ;;
+  esac
+  exec 3>&-
+  printf '%s\n' "$body"
+}
+
+redis_command() {
+  if [[ "$DIRECT" == 1 ]]; then redis_direct "$@"; else redis_cli "$@"; fi
+}
+
+# One field of INFO persistence, e.g. rdb_saves.
+redis_persistence() { redis_command INFO persistence | tr -d '\r' | sed -n "s/^$1://p"; }
+
+# BGSAVE, wait for it to finish (bounded), and copy the snapshot out, gzip-compressed.
+redis_snapshot() {
+  local target="$1" before i
+  before="$(redis_persistence rdb_saves)"
+  [[ -n "$before" ]] || die "Redis did not report rdb_saves (INFO persistence)"
+  # A save already running makes BGSAVE fail; then the wait below is for a later one.
+  redis_command BGSAVE >/dev/null || true
+  for ((i = 0; i < 600; i++)); do
+    if [[ "$(redis_persistence rdb_bgsave_in_progress)" == 0 && "$(redis_persistence rdb_saves)" -gt "$before" ]]; then
+      break
+    fi
+    sleep 0.5
+  done
+  ((i < 600)) || die "Redis BGSAVE did not finish within 300 s"
+  [[ "$(redis_persistence rdb_last_bgsave_status)" == ok ]] || die "Redis BGSAVE failed"
+  if [[ "$DIRECT" == 1 ]]; then
+    gzip -c "$REDIS_DATA/dump.rdb" >"$target"
+  else
+    docker exec "$REDIS_CONTAINER" cat /data/dump.rdb | gzip -c >"$target"
+  fi
+}
+
+main() {
+  local stamp dir final databases database version
+  mkdir -p "$BACKUP_DIR"
+  chmod 700 "$BACKUP_DIR"
+  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+  dir="$BACKUP_DIR/$stamp.partial"
+  final="$BACKUP_DIR/$stamp"
+  [[ ! -e "$dir" && ! -e "$final" ]] || die "$final already exists"
+  mkdir -m 700 "$dir"
+
+  version="$(server_version)"
+  if (($# > 0)); then
+    databases=("$@")
+    for database in "${databases[@]}"; do
+      database_exists "$database" || die "no database $database on the server"
+    done
+  else
+    mapfile -t databases < <(all_databases)
+  fi
+  log "backing up ${#databases[@]} database(s) and Redis into $final"
+
+  printf 'kind\tfile\tbytes\tsha256\tserver_version\n' >"$dir/manifest.tsv"
+  add() { # kind file
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(stat -c %s "$dir/$2")" "$(sha256_of "$dir/$2")" \
+      "$version" >>"$dir/manifest.tsv"
+  }
+
+  for database in "${databases[@]}"; do
+    # --clean --if-exists: the dump also restores over an existing database's objects.
+    pg pg_dump --clean --if-exists --quote-all-identifiers -d "$database" | gzip -c >"$dir/$database.sql.gz"
+    dump_row_counts "$dir/$database.sql.gz" >"$dir/$database.rows.tsv"
+    add "database:$database" "$database.sql.gz"
+    add "rows:$database" "$database.rows.tsv"
+    log "  $database: $(stat -c %s "$dir/$database.sql.gz") bytes, $(wc -l <"$dir/$database.rows.tsv") table(s)"
+  done
+
+  pg pg_dumpall --globals-only | gzip -c >"$dir/globals.sql.gz"
+  add globals globals.sql.gz
+  redis_snapshot "$dir/redis.rdb.gz"
+  add redis redis.rdb.gz
+
+  date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/COMPLETE"
+  mv "$dir" "$final"
+  # Atomic: a reader sees the old latest or the new one, never none.
+  ln -sfn "$stamp" "$BACKUP_DIR/.latest.tmp"
+  mv -T "$BACKUP_DIR/.latest.tmp" "$BACKUP_DIR/latest"
+  log "complete: $final"
+  printf '%s\n' "$final"
+}
+
+main "$@"
