@@ -22,6 +22,7 @@ server = DatabaseServer(
         network=settings.network,
         postgres=settings.postgres,
         redis=settings.redis,
+        backup=settings.backup,
         protection=settings.protection,
         admin_password=settings.admin_password,
     ),

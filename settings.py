@@ -113,6 +113,29 @@ class RedisSettings:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """Scheduled backups: a container that backs up, verifies and prunes every interval."""
+
+    enabled: bool = False
+    """Run the scheduled backup container."""
+
+    interval_seconds: int = 86400
+    """Time between backups."""
+
+    keep_daily: int = 7
+    """Keep the newest backup of each of this many recent days."""
+
+    keep_weekly: int = 4
+    """Keep the newest backup of each of this many recent weeks."""
+
+    volume: str = "db_server_backups"
+    """Named volume the backups are written to."""
+
+    container_name: str = "db-server-backup"
+    """Name of the backup container."""
+
+
+@dataclass(frozen=True)
 class ProtectionSettings:
     """How hard the stack guards data. The safe values are the defaults."""
 
@@ -130,6 +153,7 @@ class Settings:
     network: NetworkSettings
     postgres: PostgresSettings
     redis: RedisSettings
+    backup: BackupSettings
     protection: ProtectionSettings
     admin_password: pulumi.Output[str] | None
     """``db-server:admin_password`` when set (a secret); otherwise a random password is made."""
@@ -162,15 +186,17 @@ def load_settings(config: pulumi.Config) -> Settings:
     network = _parse_section(config, "network", NetworkSettings, problems)
     postgres = _parse_section(config, "postgres", PostgresSettings, problems)
     redis = _parse_section(config, "redis", RedisSettings, problems)
+    backup = _parse_section(config, "backup", BackupSettings, problems)
     protection = _parse_section(config, "protection", ProtectionSettings, problems)
     if not problems:
-        problems.extend(_check_values(network, postgres, redis))
+        problems.extend(_check_values(network, postgres, redis, backup))
     if problems:
         raise InvalidInputError(f"Invalid {PROJECT_NAME} stack settings:", problems)
     return Settings(
         network=network,
         postgres=postgres,
         redis=redis,
+        backup=backup,
         protection=protection,
         admin_password=config.get_secret("admin_password"),
     )
@@ -250,7 +276,10 @@ def _describe(hint: Any) -> str:
 
 
 def _check_values(
-    network: NetworkSettings, postgres: PostgresSettings, redis: RedisSettings
+    network: NetworkSettings,
+    postgres: PostgresSettings,
+    redis: RedisSettings,
+    backup: BackupSettings,
 ) -> list[str]:
     """Range and consistency checks, once every field has the right type."""
     problems: list[str] = []
@@ -312,4 +341,19 @@ def _check_values(
             f"{PROJECT_NAME}:redis.appendfsync: must be one of always, everysec, no, "
             f"got {redis.appendfsync!r}"
         )
+    prefix = f"{PROJECT_NAME}:backup"
+    if backup.interval_seconds < 10:
+        problems.append(
+            f"{prefix}.interval_seconds: must be at least 10, got {backup.interval_seconds}"
+        )
+    if backup.keep_daily < 1:
+        problems.append(f"{prefix}.keep_daily: must be at least 1, got {backup.keep_daily}")
+    if backup.keep_weekly < 0:
+        problems.append(f"{prefix}.keep_weekly: must be 0 or more, got {backup.keep_weekly}")
+    for name in ("container_name", "volume"):
+        value = getattr(backup, name)
+        if not _DOCKER_NAME.fullmatch(value):
+            problems.append(f"{prefix}.{name}: not a Docker name: {value!r}")
+        elif value in (getattr(postgres, name), getattr(redis, name)):
+            problems.append(f"{prefix}.{name}: {value!r} is already the database server's")
     return problems

@@ -7,12 +7,14 @@ import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 import pulumi_random as random
 
+from components.backup_schedule import BackupSchedule, BackupScheduleArgs
 from components.urls import postgres_url
 from settings import (
     ADMIN_ROLE,
     POSTGRES_PORT,
     REDIS_DATABASES,
     REDIS_PORT,
+    BackupSettings,
     NetworkSettings,
     PostgresSettings,
     ProtectionSettings,
@@ -61,6 +63,9 @@ class DatabaseServerArgs:
 
     redis: RedisSettings
     """The Redis container."""
+
+    backup: BackupSettings
+    """The scheduled backup container, when enabled."""
 
     protection: ProtectionSettings
     """Whether volumes carry ``protect`` and ``retain_on_delete``."""
@@ -177,6 +182,24 @@ class DatabaseServer(pulumi.ComponentResource):
         self.admin_host_url = postgres_url(
             ADMIN_ROLE, admin_password, "127.0.0.1", args.postgres.host_port, "postgres"
         )
+        if args.backup.enabled:
+            BackupSchedule(
+                f"{name}-backup",
+                BackupScheduleArgs(
+                    settings=args.backup,
+                    image=postgres.image,
+                    network_name=self.network_name,
+                    postgres_host=args.postgres.container_name,
+                    redis_host=args.redis.container_name,
+                    redis_volume=redis_volume.name,
+                    admin_password=admin_password,
+                    redis_password=self.redis_password,
+                    protect=args.protection.protect,
+                    retain_on_delete=args.protection.retain_on_delete,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[postgres, redis]),
+            )
+
         self.postgres_container_id = postgres.id
         self.redis_container_id = redis.id
         self.summary = {

@@ -35,10 +35,12 @@ HEALTHY_TIMEOUT_S = 180
 
 @dataclass
 class Server:
-    """The two containers, their network and volumes, named for this test run."""
+    """The containers, their network and volumes, named for this test run."""
 
     postgres: Container
     redis: Container
+    backup: Container | None
+    """The scheduled backup container, when the server was started with a backup interval."""
     network: str
     postgres_port: int
     redis_port: int
@@ -62,74 +64,73 @@ def _program(overrides: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict
         monkeypatch.syspath_prepend(str(ROOT))
         monkeypatch.chdir(ROOT)
         deployment = ProgramRunner(monkeypatch)("dev", overrides)
+    # The mocks give each RemoteImage the id sha256:<its resource name>.
     images = {
-        r.name: r.inputs["name"]
+        f"sha256:{r.name}": r.inputs["name"]
         for r in deployment.resources
         if r.type == "docker:index/remoteImage:RemoteImage"
     }
     containers = {}
     for r in deployment.resources:
         if r.type == "docker:index/container:Container":
-            containers[r.inputs["name"]] = {**r.inputs, "image": images[f"{r.name}-image"]}
+            containers[r.inputs["name"]] = {**r.inputs, "image": images[r.inputs["image"]]}
     return containers, deployment.outputs
 
 
 def _create_like_the_provider(inputs: dict[str, Any]) -> Container:
     """docker create + upload + start, with every setting the program gave the container."""
     name = inputs["name"]
-    health = inputs["healthcheck"]
-    kind, command = health["tests"]
-    assert kind == "CMD-SHELL"
-    args = [
-        "create",
-        "--name",
-        name,
-        "--health-cmd",
-        command,
-        "--health-interval",
-        health["interval"],
-        "--health-timeout",
-        health["timeout"],
-        "--health-retries",
-        str(int(health["retries"])),
-        "--health-start-period",
-        health["startPeriod"],
-        "--restart",
-        inputs["restart"],
-        "--stop-signal",
-        inputs["stopSignal"],
-        "--stop-timeout",
-        str(int(inputs["stopTimeout"])),
-        "--log-driver",
-        inputs["logDriver"],
-    ]
-    # This engine (Docker 20.10) predates the healthcheck start interval; it only shortens
-    # the wait, so leaving it out makes this test slower, never laxer.
+    args = ["create", "--name", name, "--restart", inputs["restart"]]
+    if "healthcheck" in inputs:
+        health = inputs["healthcheck"]
+        kind, command = health["tests"]
+        assert kind == "CMD-SHELL"
+        args += [
+            f"--health-cmd={command}",
+            f"--health-interval={health['interval']}",
+            f"--health-timeout={health['timeout']}",
+            f"--health-retries={int(health['retries'])}",
+            f"--health-start-period={health['startPeriod']}",
+        ]
+        # This engine (Docker 20.10) predates the healthcheck start interval; it only shortens
+        # the wait, so leaving it out makes this test slower, never laxer.
+    if "stopSignal" in inputs:
+        args += ["--stop-signal", inputs["stopSignal"]]
+    args += ["--stop-timeout", str(int(inputs["stopTimeout"]))]
+    args += ["--log-driver", inputs["logDriver"]]
     args += [f"--log-opt={key}={value}" for key, value in inputs["logOpts"].items()]
     args += [f"--env={env}" for env in inputs.get("envs", [])]
     if "shmSize" in inputs:
         args += ["--shm-size", f"{int(inputs['shmSize'])}m"]
     if inputs.get("memory"):
         args += ["--memory", f"{int(inputs['memory'])}m"]
-    for port in inputs["ports"]:
+    for port in inputs.get("ports", []):
         args += [
             "--publish",
             f"{port['ip']}:{int(port['external'])}:{int(port['internal'])}/{port['protocol']}",
         ]
     for volume in inputs["volumes"]:
-        args += ["--volume", f"{volume['volumeName']}:{volume['containerPath']}"]
+        mode = ":ro" if volume.get("readOnly") else ""
+        args += ["--volume", f"{volume['volumeName']}:{volume['containerPath']}{mode}"]
     (network,) = inputs["networksAdvanced"]
     args += ["--network", network["name"]]
-    args += [f"--network-alias={alias}" for alias in network["aliases"]]
-    docker_cli(*args, inputs["image"], *inputs["command"])
+    args += [f"--network-alias={alias}" for alias in network.get("aliases", [])]
+    command = list(inputs.get("command", []))
+    if "entrypoints" in inputs:
+        entrypoint, *rest = inputs["entrypoints"]
+        args += ["--entrypoint", entrypoint]
+        command = [*rest, *command]
+    docker_cli(*args, inputs["image"], *command)
 
-    # The provider uploads a tar whose entries carry the full path, extracted at "/".
+    # The provider uploads a tar whose entries carry the full path, extracted at "/",
+    # mode 0744 when executable and 0644 otherwise.
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:
         for upload in inputs["uploads"]:
             content = upload["content"].encode()
             info = tarfile.TarInfo(upload["file"].lstrip("/"))
-            info.size, info.mode = len(content), 0o644
+            info.size = len(content)
+            info.mode = 0o744 if upload.get("executable") else 0o644
             tar.addfile(info, io.BytesIO(content))
     subprocess.run(
         ["docker", "cp", "-", f"{name}:/"],
@@ -168,13 +169,17 @@ def admin_connection(server: Server, dbname: str = "postgres") -> psycopg.Connec
 
 
 @contextlib.contextmanager
-def program_server(postgres_image: str, redis_image: str) -> Iterator[Server]:
-    """Both containers as the program configures them, on their own network and volumes."""
+def program_server(
+    postgres_image: str, redis_image: str, backup_interval_s: int | None = None
+) -> Iterator[Server]:
+    """The containers as the program configures them, on their own network and volumes; with
+    ``backup_interval_s``, the scheduled backup container too."""
     suffix = uuid.uuid4().hex[:8]
     names = {
         "network": f"dbs-test-net-{suffix}",
         "postgres": f"dbs-test-pg-{suffix}",
         "redis": f"dbs-test-redis-{suffix}",
+        "backup": f"dbs-test-backup-{suffix}",
     }
     postgres_port, redis_port = _free_port(), _free_port()
     inputs, outputs = _program(
@@ -193,9 +198,15 @@ def program_server(postgres_image: str, redis_image: str) -> Iterator[Server]:
                 "host_port": redis_port,
                 "volume": f"dbs_test_redisdata_{suffix}",
             },
+            "db-server:backup": {
+                "enabled": backup_interval_s is not None,
+                "interval_seconds": backup_interval_s or 86400,
+                "container_name": names["backup"],
+                "volume": f"dbs_test_backups_{suffix}",
+            },
         }
     )
-    volumes = [v["volumeName"] for spec in inputs.values() for v in spec["volumes"]]
+    volumes = {v["volumeName"] for spec in inputs.values() for v in spec["volumes"]}
     docker_cli("network", "create", names["network"])
     try:
         postgres = _create_like_the_provider(inputs[names["postgres"]])
@@ -212,9 +223,15 @@ def program_server(postgres_image: str, redis_image: str) -> Iterator[Server]:
         ) as first:
             logged_in = first.execute("SELECT 1").fetchone() == (1,)
         _wait_healthy(redis_container)
+        backup = (
+            _create_like_the_provider(inputs[names["backup"]])
+            if backup_interval_s is not None
+            else None
+        )
         yield Server(
             postgres=postgres,
             redis=redis_container,
+            backup=backup,
             network=names["network"],
             postgres_port=postgres_port,
             redis_port=redis_port,
@@ -223,7 +240,7 @@ def program_server(postgres_image: str, redis_image: str) -> Iterator[Server]:
             became_healthy_and_logged_in=logged_in,
         )
     finally:
-        for name in (names["postgres"], names["redis"]):
+        for name in (names["backup"], names["postgres"], names["redis"]):
             subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=90)
         for volume in volumes:
             subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)

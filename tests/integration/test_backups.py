@@ -20,6 +20,7 @@ import psycopg
 import pytest
 import redis
 
+from tests.integration.conftest import docker_cli
 from tests.integration.program_server import (
     ADMIN_PASSWORD,
     Server,
@@ -352,3 +353,45 @@ def test_a_backup_killed_midway_never_becomes_latest(server: Server, backups: Pa
         with _project(server, "blog") as blog:
             blog.execute("DROP TABLE IF EXISTS bulk")
         shutil.rmtree(backups, ignore_errors=True)
+
+
+def test_the_scheduled_container_makes_a_verified_backup_within_its_interval(
+    postgres_image: str, redis_image: str
+) -> None:
+    interval = 20
+    with program_server(postgres_image, redis_image, backup_interval_s=interval) as server:
+        assert server.backup is not None
+        with admin_connection(server) as admin:
+            admin.execute(f"CREATE ROLE shop_user LOGIN PASSWORD '{PASSWORD}'")
+            admin.execute("CREATE DATABASE shop OWNER shop_user TEMPLATE template0")
+        with _project(server, "shop") as shop:
+            shop.execute("CREATE TABLE orders AS SELECT i AS id FROM generate_series(1, 42) i")
+        with _redis(server, 3) as client:
+            client.set("cart:1", "3 items")
+
+        written = time.monotonic()
+
+        # A run that sees the data must be complete and verified within one interval (plus
+        # the run's own time): the first run starts at once, the next ones every interval.
+        deadline = written + interval + 60
+        rows = ""
+        while time.monotonic() < deadline:
+            server.backup.check_alive()
+            rows = server.backup.exec(
+                "sh",
+                "-c",
+                "test -f /backups/latest/VERIFIED && cat /backups/latest/shop.rows.tsv || true",
+            )
+            if rows:
+                break
+            time.sleep(1)
+        took = time.monotonic() - written
+        print(f"verified backup of the new data after {took:.1f} s (interval {interval} s)")
+        assert rows == '"public"."orders"\t42\n', server.backup.logs()
+        assert took < interval + 30
+        listing = server.backup.exec("ls", "/backups/latest").split()
+        assert {"COMPLETE", "VERIFIED", "redis.rdb.gz", "globals.sql.gz"} <= set(listing)
+        logs = server.backup.logs()
+        assert "verified: /backups/" in logs
+        assert ADMIN_PASSWORD not in logs
+        assert ADMIN_PASSWORD not in docker_cli("inspect", server.backup.name)

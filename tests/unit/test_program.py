@@ -6,7 +6,14 @@ import yaml
 import projects
 from projects import Project
 from settings import ADMIN_ROLE, load_settings
-from tests.unit.conftest import MOCK_PASSWORD, ROOT, Deployment, RunProgram, stack_config
+from tests.unit.conftest import (
+    MOCK_PASSWORD,
+    ROOT,
+    Deployment,
+    Registration,
+    RunProgram,
+    stack_config,
+)
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
@@ -17,6 +24,11 @@ PASSWORD = "random:index/randomPassword:RandomPassword"
 PROJECT = "db-server:project_database:ProjectDatabase"
 
 URL_SUFFIXES = ("_url", "_host_url", "_redis_url", "_host_redis_url")
+DATA_CONTAINERS = ("db-server-postgres", "db-server-redis")
+
+
+def _data_containers(deployment: Deployment) -> list[Registration]:
+    return [c for c in deployment.of_type(CONTAINER) if c.inputs["name"] in DATA_CONTAINERS]
 
 
 @pytest.fixture(params=["dev", "prod"])
@@ -105,8 +117,13 @@ def test_ports_are_published_on_loopback_only(run_program: RunProgram, stack_nam
 
     published = {
         c.inputs["name"]: [(p["ip"], p["internal"], p["external"]) for p in c.inputs["ports"]]
-        for c in deployment.of_type(CONTAINER)
+        for c in _data_containers(deployment)
     }
+    # Nothing else publishes a port at all (the backup container only talks on the network).
+    assert sorted(c.name for c in deployment.of_type(CONTAINER) if c.inputs.get("ports")) == [
+        "db-server-postgres",
+        "db-server-redis",
+    ]
     assert published == {
         "db-server-postgres": [("127.0.0.1", 5432, 5432)],
         "db-server-redis": [("127.0.0.1", 6379, 6379)],
@@ -158,7 +175,7 @@ def test_data_containers_stop_cleanly_before_their_replacement_starts(
 ) -> None:
     deployment = run_program(stack_name)
 
-    for container in deployment.of_type(CONTAINER):
+    for container in _data_containers(deployment):
         assert container.delete_before_replace, container.name
         assert container.inputs["destroyGraceSeconds"] >= 60
         assert container.inputs["stopTimeout"] >= 60
@@ -266,7 +283,8 @@ def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: RunP
     deployment = run_program("prod")
 
     guarded = deployment.of_type(VOLUME) + deployment.of_type(DATABASE) + deployment.of_type(ROLE)
-    assert len(guarded) == 2 + 2 * len(projects.PROJECTS)
+    # Three volumes: PostgreSQL's, Redis's and the scheduled backups'.
+    assert len(guarded) == 3 + 2 * len(projects.PROJECTS)
     for resource in guarded:
         assert resource.protect, resource.name
         assert resource.retain_on_delete, resource.name
@@ -275,7 +293,7 @@ def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: RunP
 def test_prod_limits_container_memory(run_program: RunProgram) -> None:
     deployment = run_program("prod")
 
-    memory = {c.inputs["name"]: c.inputs.get("memory") for c in deployment.of_type(CONTAINER)}
+    memory = {c.inputs["name"]: c.inputs.get("memory") for c in _data_containers(deployment)}
     assert memory == {"db-server-postgres": 2048, "db-server-redis": 768}
 
 

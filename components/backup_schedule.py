@@ -1,0 +1,169 @@
+"""Scheduled, verified backups: a container on the server's network that runs scripts/."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from settings import ADMIN_ROLE, POSTGRES_PORT, REDIS_PORT, BackupSettings
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+"""The backup, verify and retention scripts, uploaded into the container as they are."""
+
+_SCRIPT_FILES = (
+    "backup-loop.sh",
+    "backup-database.sh",
+    "verify-backup.sh",
+    "prune-backups.sh",
+    "lib/common.sh",
+)
+_IN_CONTAINER = "/opt/db-server/scripts"
+_PGPASS_UPLOAD = "/run/secrets/pgpass"
+_REDIS_PASSWORD_FILE = "/run/secrets/redis_password"
+_BACKUPS = "/backups"
+_REDIS_DATA = "/redis-data"
+
+# Healthy while the latest backup is verified and younger than two intervals, so `docker ps`
+# shows at a glance when backups have stopped.
+_FRESHNESS_CHECK = (
+    f'test -f {_BACKUPS}/latest/VERIFIED && test "$(( $(date +%s) - '
+    f'$(stat -c %Y {_BACKUPS}/latest/VERIFIED) ))" -lt "$(( 2 * BACKUP_INTERVAL_SECONDS ))"'
+)
+
+
+@dataclass
+class BackupScheduleArgs:
+    """Inputs of a ``BackupSchedule``."""
+
+    settings: BackupSettings
+    """Interval, retention, volume and container name."""
+
+    image: pulumi.Input[str]
+    """Image id of the PostgreSQL server's image: its client tools match the server."""
+
+    network_name: pulumi.Input[str]
+    """The server's Docker network."""
+
+    postgres_host: str
+    """PostgreSQL's container name on that network."""
+
+    redis_host: str
+    """Redis's container name on that network."""
+
+    redis_volume: pulumi.Input[str]
+    """Redis's data volume, mounted read-only to copy the snapshot BGSAVE writes."""
+
+    admin_password: pulumi.Input[str]
+    """``dbadmin``'s password (secret)."""
+
+    redis_password: pulumi.Input[str]
+    """The Redis password (secret)."""
+
+    protect: bool
+    """The backup volume carries ``protect``."""
+
+    retain_on_delete: bool
+    """The backup volume stays when the schedule is switched off."""
+
+
+class BackupSchedule(pulumi.ComponentResource):
+    """Backs the server up every interval into a volume, verifies each backup by restoring it,
+    and applies retention, with the same scripts an operator runs from the host."""
+
+    volume_name: pulumi.Output[str]
+    """The volume the backups are written to."""
+
+    def __init__(
+        self, name: str, args: BackupScheduleArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("db-server:backup_schedule:BackupSchedule", name, None, opts)
+        settings = args.settings
+
+        volume = docker.Volume(
+            f"{name}-volume",
+            name=settings.volume,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, retain_on_delete=args.retain_on_delete
+            ),
+        )
+        self.volume_name = volume.name
+
+        scripts = [
+            docker.ContainerUploadArgs(
+                file=f"{_IN_CONTAINER}/{script}",
+                content=(SCRIPTS / script).read_text(),
+                executable=True,
+            )
+            for script in _SCRIPT_FILES
+        ]
+        # pgpass fields escape ':' and '\'.
+        pgpass: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.format(
+                "{0}:{1}:*:{2}:{3}\n",
+                args.postgres_host,
+                POSTGRES_PORT,
+                ADMIN_ROLE,
+                pulumi.Output.from_input(args.admin_password).apply(
+                    lambda p: p.replace("\\", "\\\\").replace(":", "\\:")
+                ),
+            )
+        )
+        secrets = [
+            docker.ContainerUploadArgs(file=_PGPASS_UPLOAD, content=pgpass),
+            docker.ContainerUploadArgs(
+                file=_REDIS_PASSWORD_FILE, content=pulumi.Output.secret(args.redis_password)
+            ),
+        ]
+
+        docker.Container(
+            f"{name}-container",
+            name=settings.container_name,
+            image=args.image,
+            entrypoints=["bash", f"{_IN_CONTAINER}/backup-loop.sh"],
+            envs=[
+                "DB_SERVER_BACKUP_DIRECT=1",
+                f"DB_SERVER_BACKUP_DIR={_BACKUPS}",
+                f"PGHOST={args.postgres_host}",
+                f"PGPORT={POSTGRES_PORT}",
+                f"PGUSER={ADMIN_ROLE}",
+                "PGDATABASE=postgres",
+                "PGPASSFILE=/root/.pgpass",
+                f"DB_SERVER_PGPASS_UPLOAD={_PGPASS_UPLOAD}",
+                f"DB_SERVER_REDIS_HOST={args.redis_host}",
+                f"DB_SERVER_REDIS_PORT={REDIS_PORT}",
+                f"DB_SERVER_REDIS_PASSWORD_FILE={_REDIS_PASSWORD_FILE}",
+                f"DB_SERVER_REDIS_DATA={_REDIS_DATA}",
+                f"BACKUP_INTERVAL_SECONDS={settings.interval_seconds}",
+                f"BACKUP_KEEP_DAILY={settings.keep_daily}",
+                f"BACKUP_KEEP_WEEKLY={settings.keep_weekly}",
+            ],
+            uploads=[*scripts, *secrets],
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=volume.name, container_path=_BACKUPS),
+                docker.ContainerVolumeArgs(
+                    volume_name=args.redis_volume, container_path=_REDIS_DATA, read_only=True
+                ),
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD-SHELL", _FRESHNESS_CHECK],
+                interval="60s",
+                timeout="10s",
+                retries=3,
+                # The first backup is due one interval after start at the latest.
+                start_period=f"{settings.interval_seconds + 600}s",
+            ),
+            restart="unless-stopped",
+            must_run=True,
+            # A backup under way gets time to finish its file before the stop.
+            stop_timeout=60,
+            destroy_grace_seconds=60,
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "5"},
+            opts=pulumi.ResourceOptions(
+                parent=self, delete_before_replace=True, additional_secret_outputs=["uploads"]
+            ),
+        )
+
+        self.register_outputs({"volume_name": self.volume_name})

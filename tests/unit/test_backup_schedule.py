@@ -1,0 +1,103 @@
+"""The scheduled backup container, as the program asks for it."""
+
+from typing import Any
+
+import pytest
+
+from tests.unit.conftest import MOCK_PASSWORD, ROOT, ProgramRunner
+from tests.unit.test_bad_input import _fails_before_registering
+
+CONTAINER = "docker:index/container:Container"
+
+
+def _envs(container: Any) -> dict[str, str]:
+    return dict(env.split("=", 1) for env in container.inputs["envs"])
+
+
+def test_prod_backs_up_every_day_into_a_protected_volume(run_program: ProgramRunner) -> None:
+    deployment = run_program("prod")
+
+    backup = deployment.named("db-server-backup-container")
+    assert backup.type == CONTAINER
+    assert backup.delete_before_replace
+    assert backup.inputs["restart"] == "unless-stopped"
+    env = _envs(backup)
+    assert env["BACKUP_INTERVAL_SECONDS"] == "86400"
+    assert (env["BACKUP_KEEP_DAILY"], env["BACKUP_KEEP_WEEKLY"]) == ("7", "4")
+    assert env["PGHOST"] == "db-server-postgres"
+    assert env["DB_SERVER_REDIS_HOST"] == "db-server-redis"
+    volume = deployment.named("db-server-backup-volume")
+    assert volume.inputs["name"] == "db_server_backups"
+    assert volume.protect
+    assert volume.retain_on_delete
+    mounts = {
+        (v["volumeName"], v["containerPath"], v.get("readOnly", False))
+        for v in backup.inputs["volumes"]
+    }
+    assert mounts == {
+        ("db_server_backups", "/backups", False),
+        ("db_server_redisdata", "/redis-data", True),
+    }
+    assert backup.inputs["networksAdvanced"][0]["name"] == "nginx-network"
+    # It uses the server's own image, so pg_dump matches the server's major version.
+    assert backup.inputs["image"] == "sha256:db-server-postgres-image"
+
+
+def test_dev_has_no_scheduled_backups(run_program: ProgramRunner) -> None:
+    deployment = run_program("dev")
+
+    assert [r.name for r in deployment.resources if "backup" in r.name] == []
+    assert deployment.of_type("db-server:backup_schedule:BackupSchedule") == []
+
+
+def test_the_container_runs_the_repositorys_scripts_and_keeps_passwords_out_of_sight(
+    run_program: ProgramRunner,
+) -> None:
+    backup = run_program("prod").named("db-server-backup-container")
+
+    uploads = {u["file"]: u["content"] for u in backup.inputs["uploads"]}
+    for script in ("backup-loop.sh", "backup-database.sh", "verify-backup.sh", "prune-backups.sh"):
+        assert (
+            uploads[f"/opt/db-server/scripts/{script}"] == (ROOT / "scripts" / script).read_text()
+        )
+    assert (
+        uploads["/opt/db-server/scripts/lib/common.sh"]
+        == (ROOT / "scripts" / "lib" / "common.sh").read_text()
+    )
+    assert uploads["/run/secrets/pgpass"] == f"db-server-postgres:5432:*:dbadmin:{MOCK_PASSWORD}\n"
+    assert uploads["/run/secrets/redis_password"] == MOCK_PASSWORD
+    assert "uploads" in backup.secret_inputs
+    assert "uploads" in backup.additional_secret_outputs
+    visible = " ".join(backup.inputs["envs"] + backup.inputs["entrypoints"])
+    assert MOCK_PASSWORD not in visible
+    assert backup.inputs["entrypoints"] == ["bash", "/opt/db-server/scripts/backup-loop.sh"]
+
+
+def test_a_short_interval_from_settings_reaches_the_container(run_program: ProgramRunner) -> None:
+    backup = run_program(
+        "dev", {"db-server:backup": {"enabled": True, "interval_seconds": 30, "keep_daily": 2}}
+    ).named("db-server-backup-container")
+
+    env = _envs(backup)
+    assert (env["BACKUP_INTERVAL_SECONDS"], env["BACKUP_KEEP_DAILY"]) == ("30", "2")
+    assert backup.inputs["healthcheck"]["startPeriod"] == "630s"
+
+
+@pytest.mark.parametrize(
+    ("backup", "message"),
+    [
+        ({"interval_seconds": 5}, "db-server:backup.interval_seconds: must be at least 10, got 5"),
+        ({"keep_daily": 0}, "db-server:backup.keep_daily: must be at least 1, got 0"),
+        (
+            {"volume": "db_server_pgdata"},
+            "db-server:backup.volume: 'db_server_pgdata' is already the database server's",
+        ),
+        ({"enabled": "yes"}, "db-server:backup.enabled: must be a boolean, got 'yes'"),
+    ],
+)
+def test_bad_backup_settings_are_named(
+    run_program: ProgramRunner, backup: dict[str, Any], message: str
+) -> None:
+    error = _fails_before_registering(run_program, {"db-server:backup": backup})
+
+    assert message in error.problems
