@@ -87,6 +87,12 @@ def test_pull_requests_get_a_preview_diff_comment() -> None:
         for step in workflow["jobs"]["preview"]["steps"]
         if step.get("uses", "").startswith("pulumi/actions@")
     ]
+    job = workflow["jobs"]["preview"]
+    # Pull-request code runs on the Docker host with the passphrase: never from forks, only
+    # after approval, and never refreshing the live server.
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]
+    assert job["environment"] == "db-server-preview"
+    assert preview["with"]["refresh"] is False
     assert preview["with"]["command"] == "preview"
     assert preview["with"]["comment-on-pr"] is True
     assert preview["with"]["github-token"] == "${{ secrets.GITHUB_TOKEN }}"
