@@ -6,6 +6,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from components.healthcheck import shell_healthcheck
 from settings import ADMIN_ROLE, POSTGRES_PORT, REDIS_PORT, BackupSettings
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -146,13 +147,13 @@ class BackupSchedule(pulumi.ComponentResource):
                 ),
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD-SHELL", _FRESHNESS_CHECK],
-                interval="60s",
-                timeout="10s",
+            healthcheck=shell_healthcheck(
+                _FRESHNESS_CHECK,
+                interval_s=60,
+                timeout_s=10,
                 retries=3,
                 # The first backup is due one interval after start at the latest.
-                start_period=f"{settings.interval_seconds + 600}s",
+                start_period_s=settings.interval_seconds + 600,
             ),
             restart="unless-stopped",
             must_run=True,

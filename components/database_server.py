@@ -8,6 +8,7 @@ import pulumi_postgresql as postgresql
 import pulumi_random as random
 
 from components.backup_schedule import BackupSchedule, BackupScheduleArgs
+from components.healthcheck import shell_healthcheck
 from components.urls import postgres_url
 from settings import (
     ADMIN_ROLE,
@@ -319,13 +320,13 @@ class DatabaseServer(pulumi.ComponentResource):
             command=command,
             envs=envs,
             uploads=[upload],
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD-SHELL", healthcheck],
-                interval="10s",
-                timeout="5s",
+            healthcheck=shell_healthcheck(
+                healthcheck,
+                interval_s=10,
+                timeout_s=5,
                 retries=5,
-                start_period="120s",
-                start_interval="1s",
+                start_period_s=120,
+                start_interval_s=1,
             ),
             restart="unless-stopped",
             must_run=True,

@@ -80,7 +80,7 @@ def test_a_short_interval_from_settings_reaches_the_container(run_program: Progr
 
     env = _envs(backup)
     assert (env["BACKUP_INTERVAL_SECONDS"], env["BACKUP_KEEP_DAILY"]) == ("30", "2")
-    assert backup.inputs["healthcheck"]["startPeriod"] == "630s"
+    assert backup.inputs["healthcheck"]["startPeriod"] == "10m30s"
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,12 @@
 """What `pulumi up` would ask for, per stack, run under mocks."""
 
+import re
+
 import pytest
 import yaml
 
 import projects
+from components.healthcheck import go_duration
 from projects import Project
 from settings import ADMIN_ROLE, load_settings
 from tests.unit.conftest import (
@@ -182,6 +185,30 @@ def test_data_containers_stop_cleanly_before_their_replacement_starts(
         assert container.inputs["restart"] == "unless-stopped"
         assert container.inputs["wait"] is True
     assert deployment.named("db-server-postgres").inputs["stopSignal"] == "SIGINT"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "written"),
+    [(1, "1s"), (60, "1m0s"), (120, "2m0s"), (630, "10m30s"), (87000, "24h10m0s")],
+)
+def test_durations_are_written_as_the_provider_reads_them_back(seconds: int, written: str) -> None:
+    assert go_duration(seconds) == written
+
+
+def test_every_healthcheck_duration_is_in_gos_canonical_form(run_program: RunProgram) -> None:
+    """Docker reports 120s as 2m0s; any other spelling is a change on every preview."""
+    canonical = re.compile(r"(\d+h)?(\d+m)?\d+s")
+    for container in run_program("prod").of_type(CONTAINER):
+        health = container.inputs["healthcheck"]
+        for field in ("interval", "timeout", "startPeriod", "startInterval"):
+            if field in health:
+                value = health[field]
+                assert canonical.fullmatch(value), (container.name, field, value)
+                seconds = sum(
+                    int(n) * {"h": 3600, "m": 60, "s": 1}[u]
+                    for n, u in re.findall(r"(\d+)([hms])", value)
+                )
+                assert go_duration(seconds) == value, (container.name, field, value)
 
 
 def test_postgres_healthcheck_runs_sql_over_tcp(run_program: RunProgram) -> None:
