@@ -25,6 +25,9 @@ POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 """The port Redis listens on inside its container and on the Docker network."""
 
+MIN_ADMIN_PASSWORD_LENGTH = 16
+"""Shortest ``admin_password`` accepted from config; the generated one has 40 characters."""
+
 REDIS_DATABASES = 16
 """Redis keeps this many numbered databases, so project indexes run from 0 to 15."""
 
@@ -190,6 +193,7 @@ def load_settings(config: pulumi.Config) -> Settings:
     protection = _parse_section(config, "protection", ProtectionSettings, problems)
     if not problems:
         problems.extend(_check_values(network, postgres, redis, backup))
+    problems.extend(_check_admin_password())
     if problems:
         raise InvalidInputError(f"Invalid {PROJECT_NAME} stack settings:", problems)
     return Settings(
@@ -200,6 +204,22 @@ def load_settings(config: pulumi.Config) -> Settings:
         protection=protection,
         admin_password=config.get_secret("admin_password"),
     )
+
+
+def _check_admin_password() -> list[str]:
+    """An admin password from config must be a secret, or it sits in clear in the stack file."""
+    key = f"{PROJECT_NAME}:admin_password"
+    value = pulumi.runtime.config.get_config(key)
+    if value is None:
+        return []
+    if not pulumi.runtime.config.is_config_secret(key):
+        return [
+            f"{key}: must be set as a secret (pulumi config set --secret admin_password ...); "
+            "it is in clear in the stack's config file now"
+        ]
+    if len(value) < MIN_ADMIN_PASSWORD_LENGTH:
+        return [f"{key}: must be at least {MIN_ADMIN_PASSWORD_LENGTH} characters long"]
+    return []
 
 
 def redis_size_bytes(size: str) -> int:

@@ -143,16 +143,20 @@ class ProgramRunner:
         self.registered: list[Registration] = []
 
     def __call__(
-        self, stack_name: str = "dev", overrides: dict[str, Any] | None = None
+        self,
+        stack_name: str = "dev",
+        overrides: dict[str, Any] | None = None,
+        secret_keys: tuple[str, ...] = (),
     ) -> Deployment:
-        """Run the program for a stack; ``overrides`` replace whole config keys."""
+        """Run the program for a stack; ``overrides`` replace whole config keys, and
+        ``secret_keys`` are set as secrets (``pulumi config set --secret``)."""
         config = stack_config(stack_name)
         config.update(overrides or {})
         monitor = _RecordingMonitor(_Mocks())
         pulumi.runtime.set_mocks(
             _Mocks(), project="db-server", stack=stack_name, preview=False, monitor=monitor
         )
-        pulumi.runtime.set_all_config(_config_strings(config))
+        pulumi.runtime.set_all_config(_config_strings(config), list(secret_keys))
 
         exports: dict[str, Any] = {}
         self.monkeypatch.setattr(pulumi, "export", exports.__setitem__)

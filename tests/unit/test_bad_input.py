@@ -263,3 +263,25 @@ def test_bad_settings_name_the_key_and_field(
 
     assert message in error.problems
     assert str(error).startswith("Invalid db-server stack settings:\n  - ")
+
+
+def test_an_admin_password_in_clear_config_is_refused(run_program: ProgramRunner) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        run_program("dev", {"db-server:admin_password": "long-enough-but-plain"})
+
+    assert raised.value.problems == [
+        "db-server:admin_password: must be set as a secret (pulumi config set --secret "
+        "admin_password ...); it is in clear in the stack's config file now"
+    ]
+    assert run_program.registered == []
+
+
+def test_a_short_admin_password_is_refused(run_program: ProgramRunner) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        run_program(
+            "dev", {"db-server:admin_password": "short"}, secret_keys=("db-server:admin_password",)
+        )
+
+    assert raised.value.problems == [
+        "db-server:admin_password: must be at least 16 characters long"
+    ]

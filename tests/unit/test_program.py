@@ -333,12 +333,16 @@ def test_dev_can_be_torn_down(run_program: RunProgram) -> None:
 
 
 def test_admin_password_from_config_replaces_the_random_one(run_program: RunProgram) -> None:
-    deployment = run_program("dev", {"db-server:admin_password": "from-config/pw"})
+    deployment = run_program(
+        "dev",
+        {"db-server:admin_password": "from-config/password"},
+        secret_keys=("db-server:admin_password",),
+    )
 
     names = {r.name for r in deployment.of_type(PASSWORD)}
     assert "db-server-admin-password" not in names
     assert deployment.outputs["admin_host_url"].startswith(
-        "postgresql+psycopg://dbadmin:from-config%2Fpw@"
+        "postgresql+psycopg://dbadmin:from-config%2Fpassword@"
     )
     assert "admin_host_url" in deployment.secret_outputs
 
