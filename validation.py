@@ -13,7 +13,20 @@ from settings import ADMIN_ROLE, REDIS_DATABASES, InvalidInputError
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _MAX_IDENTIFIER_BYTES = 63
-_RESERVED = frozenset({"postgres", "template0", "template1", "public", ADMIN_ROLE})
+# PostgreSQL's own databases and the role names it reserves, plus the admin role.
+_RESERVED = frozenset(
+    {
+        "postgres",
+        "template0",
+        "template1",
+        "public",
+        "none",
+        "current_role",
+        "current_user",
+        "session_user",
+        ADMIN_ROLE,
+    }
+)
 
 RESERVED_OUTPUTS = frozenset({"admin_url", "admin_host_url", "summary"})
 """Stack outputs the server itself exports; no project output may take one of these."""

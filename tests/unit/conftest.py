@@ -17,6 +17,8 @@ import yaml
 from pulumi.runtime import mocks, rpc, settings, stack
 from pulumi.runtime.sync_await import _sync_await
 
+import projects
+
 ROOT = Path(__file__).resolve().parents[2]
 
 MOCK_PASSWORD = "pw#%^+=~!*.-_x"
@@ -180,6 +182,19 @@ class ProgramRunner:
 
 
 RunProgram = ProgramRunner
+
+DESIGN_PROJECTS = [
+    projects.Project("crypto_ai_agent", user="crypto", redis_db=0),
+    projects.Project("project2_db", user="project2_user", redis_db=1),
+    projects.Project("project3_db", user="project3_user", redis_db=2),
+]
+"""The design's three projects: what the unit tests run with, whatever projects.py holds."""
+
+
+@pytest.fixture(autouse=True)
+def design_projects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests state their expectations for a known list, so adding a project breaks none."""
+    monkeypatch.setattr(projects, "PROJECTS", list(DESIGN_PROJECTS))
 
 
 @pytest.fixture

@@ -81,6 +81,14 @@ def _fails_before_registering(
             "project 'shop': field 'user': 'postgres' is reserved",
         ),
         (
+            Project("shop", user="none", redis_db=5),
+            "project 'shop': field 'user': 'none' is reserved",
+        ),
+        (
+            Project("shop", user="current_user", redis_db=5),
+            "project 'shop': field 'user': 'current_user' is reserved",
+        ),
+        (
             Project("shop", user="dbadmin", redis_db=5),
             "project 'shop': field 'user': 'dbadmin' is reserved",
         ),

@@ -108,7 +108,10 @@ def test_sql_objects_are_managed_through_the_servers_admin_provider(
     assert "password" in provider.secret_inputs
     # The provider waits for the container, whose create waits for a passing SQL healthcheck.
     assert any(dep.endswith("::db-server-postgres") for dep in provider.dependencies)
-    for sql_object in deployment.of_type(ROLE) + deployment.of_type(DATABASE):
+    sql_objects = [r for r in deployment.resources if r.type.startswith("postgresql:index/")]
+    assert len(sql_objects) == 2 + 3 * len(projects.PROJECTS)  # two server grants, 3 each
+    for sql_object in sql_objects:
+        # Through the parent's providers map or its own provider option: either way, this one.
         assert sql_object.provider.startswith(
             "urn:pulumi:dev::db-server::db-server:database_server:DatabaseServer"
             "$pulumi:providers:postgresql::db-server-postgres-provider::"

@@ -2,14 +2,15 @@
 
 import dataclasses
 import re
+import runpy
 
 import pytest
 import yaml
 
-import projects
 from projects import Project
 from settings import PostgresSettings, RedisSettings
 from tests.unit.conftest import ROOT, ProgramRunner
+from validation import validate_projects
 
 
 def test_pulumi_yaml_runs_python_from_the_projects_venv_with_pip() -> None:
@@ -40,15 +41,22 @@ def test_requirements_pin_the_sdks_to_the_plugins_ci_builds() -> None:
     assert {"redis", "psycopg[binary]", "pytest"} <= set(pins)
 
 
-def test_the_design_projects_are_listed() -> None:
-    assert [(p.name, p.user, p.redis_db) for p in projects.PROJECTS] == [
+def test_projects_py_lists_the_design_projects_and_runs() -> None:
+    listed = _real_projects()
+    assert [(p.name, p.user, p.redis_db) for p in listed[:3]] == [
         ("crypto_ai_agent", "crypto", 0),
         ("project2_db", "project2_user", 1),
         ("project3_db", "project3_user", 2),
     ]
+    validate_projects(listed)  # whatever a user added must pass too
     with pytest.raises(dataclasses.FrozenInstanceError):
-        projects.PROJECTS[0].redis_db = 9  # type: ignore[misc]
+        listed[0].redis_db = 9  # type: ignore[misc]
     assert Project("x", user="y", redis_db=3).connection_limit == 20
+
+
+def _real_projects() -> list[Project]:
+    """PROJECTS as projects.py defines it (the unit tests' fixture replaces the module's)."""
+    return list(runpy.run_path(str(ROOT / "projects.py"))["PROJECTS"])
 
 
 def test_default_images_are_the_official_ones_pinned_to_a_major_version() -> None:
