@@ -119,7 +119,8 @@ class DatabaseServer(pulumi.ComponentResource):
         )
 
         if args.network.create:
-            network = docker.Network(f"{name}-network", name=args.network.name, opts=child)
+            # Shared with nginx and the projects' containers: guarded like the data.
+            network = docker.Network(f"{name}-network", name=args.network.name, opts=data)
             self.network_name = network.name
         else:
             self.network_name = pulumi.Output.from_input(args.network.name)

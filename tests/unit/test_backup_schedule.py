@@ -89,8 +89,8 @@ def test_a_short_interval_from_settings_reaches_the_container(run_program: Progr
         ({"interval_seconds": 5}, "db-server:backup.interval_seconds: must be at least 10, got 5"),
         ({"keep_daily": 0}, "db-server:backup.keep_daily: must be at least 1, got 0"),
         (
-            {"volume": "db_server_pgdata"},
-            "db-server:backup.volume: 'db_server_pgdata' is already the database server's",
+            {"volume": "db_server_dev_pgdata"},
+            "db-server:backup.volume: 'db_server_dev_pgdata' is already the database server's",
         ),
         ({"enabled": "yes"}, "db-server:backup.enabled: must be a boolean, got 'yes'"),
     ],

@@ -212,13 +212,13 @@ def test_every_problem_is_reported_at_once(
             "db-server:network.create: must be a boolean, got 'yes'",
         ),
         (
-            {"db-server:redis": {"host_port": 5432}},
-            "db-server:postgres.host_port and db-server:redis.host_port are both 5432: "
+            {"db-server:redis": {"host_port": 15432}},  # dev's PostgreSQL port
+            "db-server:postgres.host_port and db-server:redis.host_port are both 15432: "
             "each service needs its own",
         ),
         (
-            {"db-server:redis": {"volume": "db_server_pgdata"}},
-            "db-server:postgres.volume and db-server:redis.volume are both 'db_server_pgdata': "
+            {"db-server:redis": {"volume": "db_server_dev_pgdata"}},
+            "db-server:postgres.volume and db-server:redis.volume are both 'db_server_dev_pgdata': "
             "each service needs its own",
         ),
         (

@@ -28,10 +28,11 @@ PROJECT = "db-server:project_database:ProjectDatabase"
 
 URL_SUFFIXES = ("_url", "_host_url", "_redis_url", "_host_redis_url")
 DATA_CONTAINERS = ("db-server-postgres", "db-server-redis")
+"""Logical names of the containers that hold data (their Docker names come from settings)."""
 
 
 def _data_containers(deployment: Deployment) -> list[Registration]:
-    return [c for c in deployment.of_type(CONTAINER) if c.inputs["name"] in DATA_CONTAINERS]
+    return [c for c in deployment.of_type(CONTAINER) if c.name in DATA_CONTAINERS]
 
 
 @pytest.fixture(params=["dev", "prod"])
@@ -103,7 +104,7 @@ def test_sql_objects_are_managed_through_the_servers_admin_provider(
     (provider,) = deployment.of_type("pulumi:providers:postgresql")
     assert provider.inputs["host"] == "127.0.0.1"
     # Provider config reaches the engine as strings.
-    assert provider.inputs["port"] == "5432"
+    assert provider.inputs["port"] == "15432"  # dev's own host port
     assert provider.inputs["username"] == ADMIN_ROLE
     assert "password" in provider.secret_inputs
     # The provider waits for the container, whose create waits for a passing SQL healthcheck.
@@ -122,35 +123,36 @@ def test_ports_are_published_on_loopback_only(run_program: RunProgram, stack_nam
     deployment = run_program(stack_name)
 
     published = {
-        c.inputs["name"]: [(p["ip"], p["internal"], p["external"]) for p in c.inputs["ports"]]
+        c.name: [(p["ip"], p["internal"], p["external"]) for p in c.inputs["ports"]]
         for c in _data_containers(deployment)
     }
+    ports = {"dev": (15432, 16379), "prod": (5432, 6379)}[stack_name]
     # Nothing else publishes a port at all (the backup container only talks on the network).
     assert sorted(c.name for c in deployment.of_type(CONTAINER) if c.inputs.get("ports")) == [
         "db-server-postgres",
         "db-server-redis",
     ]
     assert published == {
-        "db-server-postgres": [("127.0.0.1", 5432, 5432)],
-        "db-server-redis": [("127.0.0.1", 6379, 6379)],
+        "db-server-postgres": [("127.0.0.1", 5432, ports[0])],
+        "db-server-redis": [("127.0.0.1", 6379, ports[1])],
     }
 
 
 def test_containers_join_the_shared_network_under_their_own_names(
     run_program: RunProgram,
 ) -> None:
-    deployment = run_program("dev")
+    deployment = run_program("prod")
 
     (network,) = deployment.of_type("docker:index/network:Network")
     assert network.inputs["name"] == "nginx-network"
-    for container in deployment.of_type(CONTAINER):
+    for container in _data_containers(deployment):
         (attachment,) = container.inputs["networksAdvanced"]
         assert attachment["name"] == "nginx-network"
         assert attachment["aliases"] == [container.inputs["name"]]
 
 
 def test_joining_an_existing_network_creates_none(run_program: RunProgram) -> None:
-    deployment = run_program("dev", {"db-server:network": {"name": "proxy", "create": False}})
+    deployment = run_program("prod", {"db-server:network": {"name": "proxy", "create": False}})
 
     assert deployment.of_type("docker:index/network:Network") == []
     for container in deployment.of_type(CONTAINER):
@@ -158,15 +160,16 @@ def test_joining_an_existing_network_creates_none(run_program: RunProgram) -> No
 
 
 def test_volumes_hold_the_data_at_the_images_data_paths(run_program: RunProgram) -> None:
-    deployment = run_program("dev")
+    deployment = run_program("prod")
 
     assert {v.inputs["name"] for v in deployment.of_type(VOLUME)} == {
         "db_server_pgdata",
         "db_server_redisdata",
+        "db_server_backups",
     }
     mounts = {
         c.inputs["name"]: [(v["volumeName"], v["containerPath"]) for v in c.inputs["volumes"]]
-        for c in deployment.of_type(CONTAINER)
+        for c in _data_containers(deployment)
     }
     assert mounts == {
         "db-server-postgres": [("db_server_pgdata", "/var/lib/postgresql/data")],
@@ -269,7 +272,7 @@ def test_no_secret_reaches_docker_inspect_and_uploads_stay_secret(
 def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
     run_program: RunProgram,
 ) -> None:
-    deployment = run_program("dev")
+    deployment = run_program("prod")
     encoded = "pw%23%25%5E%2B%3D~%21%2A.-_x"
 
     expected = {"admin_url", "admin_host_url"} | {
@@ -295,7 +298,7 @@ def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
 
 
 def test_summary_names_projects_indexes_and_containers(run_program: RunProgram) -> None:
-    summary = run_program("dev").outputs["summary"]
+    summary = run_program("prod").outputs["summary"]
 
     assert summary == {
         "network": "nginx-network",
@@ -312,9 +315,14 @@ def test_summary_names_projects_indexes_and_containers(run_program: RunProgram) 
 def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: RunProgram) -> None:
     deployment = run_program("prod")
 
-    guarded = deployment.of_type(VOLUME) + deployment.of_type(DATABASE) + deployment.of_type(ROLE)
-    # Three volumes: PostgreSQL's, Redis's and the scheduled backups'.
-    assert len(guarded) == 3 + 2 * len(projects.PROJECTS)
+    guarded = (
+        deployment.of_type(VOLUME)
+        + deployment.of_type("docker:index/network:Network")
+        + deployment.of_type(DATABASE)
+        + deployment.of_type(ROLE)
+    )
+    # Three volumes (PostgreSQL's, Redis's, the backups'), the shared network, and per project.
+    assert len(guarded) == 3 + 1 + 2 * len(projects.PROJECTS)
     for resource in guarded:
         assert resource.protect, resource.name
         assert resource.retain_on_delete, resource.name
@@ -325,6 +333,22 @@ def test_prod_limits_container_memory(run_program: RunProgram) -> None:
 
     memory = {c.inputs["name"]: c.inputs.get("memory") for c in _data_containers(deployment)}
     assert memory == {"db-server-postgres": 2048, "db-server-redis": 768}
+
+
+def test_dev_and_prod_share_no_container_volume_network_or_port(run_program: RunProgram) -> None:
+    """Docker silently reuses a volume that has the name: dev on the prod host must not."""
+
+    def claimed(stack_name: str) -> set[object]:
+        deployment = run_program(stack_name)
+        names: set[object] = {r.inputs["name"] for r in deployment.of_type(VOLUME)}
+        names |= {r.inputs["name"] for r in deployment.of_type(CONTAINER)}
+        names |= {r.inputs["name"] for r in deployment.of_type("docker:index/network:Network")}
+        names |= {
+            p["external"] for c in deployment.of_type(CONTAINER) for p in c.inputs.get("ports", [])
+        }
+        return names
+
+    assert claimed("dev").isdisjoint(claimed("prod"))
 
 
 def test_dev_can_be_torn_down(run_program: RunProgram) -> None:
@@ -387,7 +411,7 @@ def test_adding_a_project_adds_only_that_projects_resources(
         (GRANT, "analytics-revoke-public"),
     }
     assert before <= after
-    assert deployment.outputs["analytics_redis_url"].endswith("@db-server-redis:6379/3")
+    assert deployment.outputs["analytics_redis_url"].endswith("@db-server-dev-redis:6379/3")
 
 
 def test_stack_settings_non_default_ports_reach_urls_and_provider(run_program: RunProgram) -> None:
