@@ -1,11 +1,13 @@
 """One project's share of the server: its database, login role, Redis index and URLs."""
 
+import base64
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_postgresql as postgresql
 import pulumi_random as random
 
+from components.scram import scram_sha256_verifier
 from components.urls import postgres_url, redis_url
 from projects import Project
 from settings import POSTGRES_PORT, REDIS_PORT
@@ -84,11 +86,20 @@ class ProjectDatabase(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             ).result
         )
+        # A random salt kept in state, so the verifier is stable from one run to the next.
+        salt = random.RandomId(
+            f"{name}-password-salt", byte_length=16, opts=pulumi.ResourceOptions(parent=self)
+        ).b64_std
+        verifier: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(password, salt).apply(
+                lambda args: scram_sha256_verifier(args[0], base64.b64decode(args[1]))
+            )
+        )
         role = postgresql.Role(
             f"{name}-role",
             name=project.user,
             login=True,
-            password=password,
+            password=verifier,
             superuser=False,
             create_database=False,
             create_role=False,

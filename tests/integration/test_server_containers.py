@@ -7,13 +7,16 @@ config, the loopback ports, the network aliases and the stop behaviour.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 import redis
+from psycopg import sql
 
+from components.scram import scram_sha256_verifier
 from tests.integration.conftest import docker_cli
 from tests.integration.program_server import (
     ADMIN_PASSWORD,
@@ -49,6 +52,45 @@ def test_dbadmin_is_the_superuser_with_the_uploaded_password_and_checksums(
         assert conn.execute("SHOW data_checksums").fetchone() == ("on",)
         assert conn.execute("SHOW data_directory").fetchone() == ("/var/lib/postgresql/data",)
         assert conn.execute("SHOW password_encryption").fetchone() == ("scram-sha-256",)
+
+
+def test_a_role_created_with_the_programs_scram_verifier_logs_in_with_the_password(
+    server: Server,
+) -> None:
+    """What ProjectDatabase hands the provider: a verifier, stored as is, that the password
+    matches in a real SCRAM exchange."""
+    password = "Gen3rated-pw_with.specials~!#%^*+="
+    verifier = scram_sha256_verifier(password, os.urandom(16))
+    with admin_connection(server) as admin:
+        admin.execute(
+            sql.SQL("CREATE ROLE scram_check LOGIN PASSWORD {}").format(sql.Literal(verifier))
+        )
+        stored = admin.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'scram_check'"
+        ).fetchone()
+    try:
+        assert stored == (verifier,)
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=server.postgres_port,
+            user="scram_check",
+            password=password,
+            dbname="postgres",
+            connect_timeout=5,
+        ) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == ("scram_check",)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(
+                host="127.0.0.1",
+                port=server.postgres_port,
+                user="scram_check",
+                password=password + "x",
+                dbname="postgres",
+                connect_timeout=5,
+            )
+    finally:
+        with admin_connection(server) as admin:
+            admin.execute("DROP ROLE scram_check")
 
 
 def test_a_wrong_admin_password_is_refused(server: Server) -> None:

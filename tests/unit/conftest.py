@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 MOCK_PASSWORD = "pw#%^+=~!*.-_x"
 """What every mocked RandomPassword returns: characters a URL must encode included."""
 
+MOCK_SALT_B64 = "c2FsdHNhbHRzYWx0c2FsdA=="
+"""What every mocked RandomId returns as ``b64Std`` (16 bytes)."""
+
 
 @dataclass(frozen=True)
 class Registration:
@@ -65,6 +68,8 @@ class _Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = MOCK_PASSWORD
+        if args.typ == "random:index/randomId:RandomId":
+            outputs["b64Std"] = MOCK_SALT_B64
         if args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = f"sha256:{args.name}"
         return f"{args.name}-id", outputs

@@ -1,5 +1,6 @@
 """What `pulumi up` would ask for, per stack, run under mocks."""
 
+import base64
 import re
 
 import pytest
@@ -7,10 +8,12 @@ import yaml
 
 import projects
 from components.healthcheck import go_duration
+from components.scram import scram_sha256_verifier
 from projects import Project
 from settings import ADMIN_ROLE, load_settings
 from tests.unit.conftest import (
     MOCK_PASSWORD,
+    MOCK_SALT_B64,
     ROOT,
     Deployment,
     Registration,
@@ -56,6 +59,7 @@ def test_every_project_gets_its_own_role_database_password_and_revoke(
     for project in projects.PROJECTS:
         assert _children(deployment, project.name) == {
             f"{project.name}-password": PASSWORD,
+            f"{project.name}-password-salt": "random:index/randomId:RandomId",
             f"{project.name}-role": ROLE,
             f"{project.name}-database": DATABASE,
             f"{project.name}-revoke-public": GRANT,
@@ -80,7 +84,12 @@ def test_project_passwords_are_long_random_and_secret(run_program: RunProgram) -
         assert password["length"] >= 32
         role = deployment.named(f"{project.name}-role")
         assert "password" in role.secret_inputs
-        assert "password" in role.additional_secret_outputs
+        # PostgreSQL gets a SCRAM verifier, never the password: a failed CREATE/ALTER ROLE
+        # statement lands in the server log whole.
+        assert role.inputs["password"] == scram_sha256_verifier(
+            MOCK_PASSWORD, base64.b64decode(MOCK_SALT_B64)
+        )
+        assert MOCK_PASSWORD not in role.inputs["password"]
 
 
 def test_public_loses_connect_and_temporary_on_every_project_database(
@@ -406,6 +415,7 @@ def test_adding_a_project_adds_only_that_projects_resources(
     assert after - before == {
         (PROJECT, "analytics"),
         (PASSWORD, "analytics-password"),
+        ("random:index/randomId:RandomId", "analytics-password-salt"),
         (ROLE, "analytics-role"),
         (DATABASE, "analytics-database"),
         (GRANT, "analytics-revoke-public"),
