@@ -25,6 +25,10 @@ POSTGRES_PORT = 5432
 REDIS_PORT = 6379
 """The port Redis listens on inside its container and on the Docker network."""
 
+PASSWORD_SPECIALS = "-_.~!#%^*+="
+"""Special characters in generated passwords: safe in shells and config files, and some of them
+need URL-encoding, which the URLs do."""
+
 MIN_ADMIN_PASSWORD_LENGTH = 16
 """Shortest ``admin_password`` accepted from config; the generated one has 40 characters."""
 

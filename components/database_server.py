@@ -12,6 +12,7 @@ from components.healthcheck import shell_healthcheck
 from components.urls import postgres_url
 from settings import (
     ADMIN_ROLE,
+    PASSWORD_SPECIALS,
     POSTGRES_PORT,
     REDIS_DATABASES,
     REDIS_PORT,
@@ -137,7 +138,7 @@ class DatabaseServer(pulumi.ComponentResource):
                 f"{name}-admin-password",
                 length=40,
                 special=True,
-                override_special="-_.~!#%^*+=",
+                override_special=PASSWORD_SPECIALS,
                 opts=child,
             ).result
         )

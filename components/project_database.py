@@ -10,7 +10,7 @@ import pulumi_random as random
 from components.scram import scram_sha256_verifier
 from components.urls import postgres_url, redis_url
 from projects import Project
-from settings import POSTGRES_PORT, REDIS_PORT
+from settings import PASSWORD_SPECIALS, POSTGRES_PORT, REDIS_PORT
 
 URL_NAMES = ("url", "host_url", "redis_url", "host_redis_url")
 """The keys of ``ProjectDatabase.urls``: each project exports ``<name>_<key>``."""
@@ -82,7 +82,7 @@ class ProjectDatabase(pulumi.ComponentResource):
                 f"{name}-password",
                 length=32,
                 special=True,
-                override_special="-_.~!#%^*+=",
+                override_special=PASSWORD_SPECIALS,
                 opts=pulumi.ResourceOptions(parent=self),
             ).result
         )

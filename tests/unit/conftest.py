@@ -186,8 +186,6 @@ class ProgramRunner:
         )
 
 
-RunProgram = ProgramRunner
-
 DESIGN_PROJECTS = [
     projects.Project("crypto_ai_agent", user="crypto", redis_db=0),
     projects.Project("project2_db", user="project2_user", redis_db=1),

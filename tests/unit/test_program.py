@@ -16,8 +16,8 @@ from tests.unit.conftest import (
     MOCK_SALT_B64,
     ROOT,
     Deployment,
+    ProgramRunner,
     Registration,
-    RunProgram,
     stack_config,
 )
 
@@ -51,7 +51,7 @@ def _children(deployment: Deployment, project: str) -> dict[str, str]:
 
 
 def test_every_project_gets_its_own_role_database_password_and_revoke(
-    run_program: RunProgram, stack_name: str
+    run_program: ProgramRunner, stack_name: str
 ) -> None:
     deployment = run_program(stack_name)
 
@@ -76,7 +76,7 @@ def test_every_project_gets_its_own_role_database_password_and_revoke(
         assert database["owner"] == project.user
 
 
-def test_project_passwords_are_long_random_and_secret(run_program: RunProgram) -> None:
+def test_project_passwords_are_long_random_and_secret(run_program: ProgramRunner) -> None:
     deployment = run_program("dev")
 
     for project in projects.PROJECTS:
@@ -93,7 +93,7 @@ def test_project_passwords_are_long_random_and_secret(run_program: RunProgram) -
 
 
 def test_public_loses_connect_and_temporary_on_every_project_database(
-    run_program: RunProgram,
+    run_program: ProgramRunner,
 ) -> None:
     deployment = run_program("dev")
 
@@ -106,7 +106,7 @@ def test_public_loses_connect_and_temporary_on_every_project_database(
 
 
 def test_sql_objects_are_managed_through_the_servers_admin_provider(
-    run_program: RunProgram,
+    run_program: ProgramRunner,
 ) -> None:
     deployment = run_program("dev")
 
@@ -128,7 +128,7 @@ def test_sql_objects_are_managed_through_the_servers_admin_provider(
         )
 
 
-def test_ports_are_published_on_loopback_only(run_program: RunProgram, stack_name: str) -> None:
+def test_ports_are_published_on_loopback_only(run_program: ProgramRunner, stack_name: str) -> None:
     deployment = run_program(stack_name)
 
     published = {
@@ -148,7 +148,7 @@ def test_ports_are_published_on_loopback_only(run_program: RunProgram, stack_nam
 
 
 def test_containers_join_the_shared_network_under_their_own_names(
-    run_program: RunProgram,
+    run_program: ProgramRunner,
 ) -> None:
     deployment = run_program("prod")
 
@@ -160,7 +160,7 @@ def test_containers_join_the_shared_network_under_their_own_names(
         assert attachment["aliases"] == [container.inputs["name"]]
 
 
-def test_joining_an_existing_network_creates_none(run_program: RunProgram) -> None:
+def test_joining_an_existing_network_creates_none(run_program: ProgramRunner) -> None:
     deployment = run_program("prod", {"db-server:network": {"name": "proxy", "create": False}})
 
     assert deployment.of_type("docker:index/network:Network") == []
@@ -168,7 +168,7 @@ def test_joining_an_existing_network_creates_none(run_program: RunProgram) -> No
         assert container.inputs["networksAdvanced"][0]["name"] == "proxy"
 
 
-def test_volumes_hold_the_data_at_the_images_data_paths(run_program: RunProgram) -> None:
+def test_volumes_hold_the_data_at_the_images_data_paths(run_program: ProgramRunner) -> None:
     deployment = run_program("prod")
 
     assert {v.inputs["name"] for v in deployment.of_type(VOLUME)} == {
@@ -189,7 +189,7 @@ def test_volumes_hold_the_data_at_the_images_data_paths(run_program: RunProgram)
 
 
 def test_data_containers_stop_cleanly_before_their_replacement_starts(
-    run_program: RunProgram, stack_name: str
+    run_program: ProgramRunner, stack_name: str
 ) -> None:
     deployment = run_program(stack_name)
 
@@ -210,7 +210,7 @@ def test_durations_are_written_as_the_provider_reads_them_back(seconds: int, wri
     assert go_duration(seconds) == written
 
 
-def test_every_healthcheck_duration_is_in_gos_canonical_form(run_program: RunProgram) -> None:
+def test_every_healthcheck_duration_is_in_gos_canonical_form(run_program: ProgramRunner) -> None:
     """Docker reports 120s as 2m0s; any other spelling is a change on every preview."""
     canonical = re.compile(r"(\d+h)?(\d+m)?\d+s")
     for container in run_program("prod").of_type(CONTAINER):
@@ -226,7 +226,7 @@ def test_every_healthcheck_duration_is_in_gos_canonical_form(run_program: RunPro
                 assert go_duration(seconds) == value, (container.name, field, value)
 
 
-def test_postgres_healthcheck_runs_sql_over_tcp(run_program: RunProgram) -> None:
+def test_postgres_healthcheck_runs_sql_over_tcp(run_program: ProgramRunner) -> None:
     deployment = run_program("dev")
 
     healthcheck = deployment.named("db-server-postgres").inputs["healthcheck"]
@@ -240,7 +240,7 @@ def test_postgres_healthcheck_runs_sql_over_tcp(run_program: RunProgram) -> None
 
 
 def test_redis_requires_a_password_and_keeps_an_append_only_file(
-    run_program: RunProgram, stack_name: str
+    run_program: ProgramRunner, stack_name: str
 ) -> None:
     deployment = run_program(stack_name)
     settings = load_settings(_FakeConfig(stack_config(stack_name))).redis  # type: ignore[arg-type]
@@ -260,7 +260,7 @@ def test_redis_requires_a_password_and_keeps_an_append_only_file(
 
 
 def test_no_secret_reaches_docker_inspect_and_uploads_stay_secret(
-    run_program: RunProgram,
+    run_program: ProgramRunner,
 ) -> None:
     deployment = run_program("dev")
 
@@ -279,7 +279,7 @@ def test_no_secret_reaches_docker_inspect_and_uploads_stay_secret(
 
 
 def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
-    run_program: RunProgram,
+    run_program: ProgramRunner,
 ) -> None:
     deployment = run_program("prod")
     encoded = "pw%23%25%5E%2B%3D~%21%2A.-_x"
@@ -306,7 +306,7 @@ def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
     )
 
 
-def test_summary_names_projects_indexes_and_containers(run_program: RunProgram) -> None:
+def test_summary_names_projects_indexes_and_containers(run_program: ProgramRunner) -> None:
     summary = run_program("prod").outputs["summary"]
 
     assert summary == {
@@ -321,7 +321,7 @@ def test_summary_names_projects_indexes_and_containers(run_program: RunProgram) 
     }
 
 
-def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: RunProgram) -> None:
+def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: ProgramRunner) -> None:
     deployment = run_program("prod")
 
     guarded = (
@@ -337,14 +337,14 @@ def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: RunP
         assert resource.retain_on_delete, resource.name
 
 
-def test_prod_limits_container_memory(run_program: RunProgram) -> None:
+def test_prod_limits_container_memory(run_program: ProgramRunner) -> None:
     deployment = run_program("prod")
 
     memory = {c.inputs["name"]: c.inputs.get("memory") for c in _data_containers(deployment)}
     assert memory == {"db-server-postgres": 2048, "db-server-redis": 768}
 
 
-def test_dev_and_prod_share_no_container_volume_network_or_port(run_program: RunProgram) -> None:
+def test_dev_and_prod_share_no_container_volume_network_or_port(run_program: ProgramRunner) -> None:
     """Docker silently reuses a volume that has the name: dev on the prod host must not."""
 
     def claimed(stack_name: str) -> set[object]:
@@ -360,7 +360,7 @@ def test_dev_and_prod_share_no_container_volume_network_or_port(run_program: Run
     assert claimed("dev").isdisjoint(claimed("prod"))
 
 
-def test_dev_can_be_torn_down(run_program: RunProgram) -> None:
+def test_dev_can_be_torn_down(run_program: ProgramRunner) -> None:
     deployment = run_program("dev")
 
     for resource in deployment.resources:
@@ -368,7 +368,7 @@ def test_dev_can_be_torn_down(run_program: RunProgram) -> None:
         assert not resource.retain_on_delete, resource.name
 
 
-def test_admin_password_from_config_replaces_the_random_one(run_program: RunProgram) -> None:
+def test_admin_password_from_config_replaces_the_random_one(run_program: ProgramRunner) -> None:
     deployment = run_program(
         "dev",
         {"db-server:admin_password": "from-config/password"},
@@ -383,7 +383,7 @@ def test_admin_password_from_config_replaces_the_random_one(run_program: RunProg
     assert "admin_host_url" in deployment.secret_outputs
 
 
-def test_server_parameters_become_postgres_flags(run_program: RunProgram) -> None:
+def test_server_parameters_become_postgres_flags(run_program: ProgramRunner) -> None:
     deployment = run_program("prod")
 
     command = deployment.named("db-server-postgres").inputs["command"]
@@ -394,7 +394,7 @@ def test_server_parameters_become_postgres_flags(run_program: RunProgram) -> Non
 
 
 def test_reordering_projects_changes_no_resource_name(
-    run_program: RunProgram, monkeypatch: pytest.MonkeyPatch
+    run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = {(r.type, r.name, r.parent) for r in run_program("dev").resources}
     monkeypatch.setattr(projects, "PROJECTS", list(reversed(projects.PROJECTS)))
@@ -404,7 +404,7 @@ def test_reordering_projects_changes_no_resource_name(
 
 
 def test_adding_a_project_adds_only_that_projects_resources(
-    run_program: RunProgram, monkeypatch: pytest.MonkeyPatch
+    run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = {(r.type, r.name) for r in run_program("dev").resources}
     extra = Project("analytics", user="analytics_user", redis_db=3)
@@ -424,7 +424,9 @@ def test_adding_a_project_adds_only_that_projects_resources(
     assert deployment.outputs["analytics_redis_url"].endswith("@db-server-dev-redis:6379/3")
 
 
-def test_stack_settings_non_default_ports_reach_urls_and_provider(run_program: RunProgram) -> None:
+def test_stack_settings_non_default_ports_reach_urls_and_provider(
+    run_program: ProgramRunner,
+) -> None:
     deployment = run_program(
         "dev",
         {
