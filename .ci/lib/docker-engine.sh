@@ -16,20 +16,9 @@ daemon_log="$cache_dir/dockerd.log"
 wait_seconds="${DB_SERVER_DOCKERD_WAIT_SECONDS:-60}"
 daemon_pid=""
 
-log() { printf '[docker-engine] %s\n' "$*" >&2; }
-die() {
-  log "ERROR: $*"
-  exit 1
-}
-
-# Runs "$@" as a named step and reports how long it took.
-step() {
-  local name=$1 start=$SECONDS
-  shift
-  log "$name ..."
-  "$@"
-  log "$name done in $((SECONDS - start)) s"
-}
+LOG_TAG=docker-engine
+# shellcheck source=.ci/lib/log.sh
+source "$(dirname "${BASH_SOURCE[0]}")/log.sh"
 
 engine_answers() {
   command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1

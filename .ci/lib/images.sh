@@ -18,20 +18,9 @@ this_script="$repo_root/.ci/lib/images.sh"
 cache_dir="${DB_SERVER_CACHE_DIR:-$HOME/.cache/db-server}/images"
 suite=trixie
 
-log() { printf '[images] %s\n' "$*" >&2; }
-die() {
-  log "ERROR: $*"
-  exit 1
-}
-
-# Runs "$@" as a named step and reports how long it took.
-step() {
-  local name=$1 start=$SECONDS
-  shift
-  log "$name ..."
-  "$@"
-  log "$name done in $((SECONDS - start)) s"
-}
+LOG_TAG=images
+# shellcheck source=.ci/lib/log.sh
+source "$(dirname "${BASH_SOURCE[0]}")/log.sh"
 
 # Lines of a recipe file without comments and blank lines.
 recipe_lines() {

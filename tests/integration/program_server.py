@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 
 from tests.integration.conftest import Container, docker_cli
 from tests.unit.conftest import MOCK_PASSWORD, ROOT, ProgramRunner
@@ -165,6 +166,17 @@ def admin_connection(server: Server, dbname: str = "postgres") -> psycopg.Connec
         dbname=dbname,
         connect_timeout=5,
         autocommit=True,
+    )
+
+
+def redis_client(server: Server, index: int = 0) -> redis.Redis:
+    """A client for Redis database ``index`` through the published port, with the password."""
+    return redis.Redis(
+        host="127.0.0.1",
+        port=server.redis_port,
+        password=ADMIN_PASSWORD,
+        db=index,
+        socket_timeout=5,
     )
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 
 from tests.integration.conftest import docker_cli
 from tests.integration.program_server import (
@@ -26,6 +25,7 @@ from tests.integration.program_server import (
     Server,
     admin_connection,
     program_server,
+    redis_client,
 )
 from tests.unit.conftest import ROOT
 
@@ -98,16 +98,6 @@ def _rows(server: Server, database: str, table: str) -> list[tuple[object, ...]]
         return conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
 
 
-def _redis(server: Server, index: int) -> redis.Redis:
-    return redis.Redis(
-        host="127.0.0.1",
-        port=server.redis_port,
-        password=ADMIN_PASSWORD,
-        db=index,
-        socket_timeout=5,
-    )
-
-
 def _fill(server: Server) -> None:
     for database in PROJECTS:
         with _project(server, database) as conn:
@@ -119,7 +109,7 @@ def _fill(server: Server) -> None:
             )
             conn.execute("CREATE TABLE notes (id int PRIMARY KEY, body text)")
             conn.execute("INSERT INTO notes VALUES (1, 'kept'), (2, 'also kept')")
-    with _redis(server, 4) as client:
+    with redis_client(server, 4) as client:
         client.set("session:1", "alive")
 
 
@@ -366,7 +356,7 @@ def test_the_scheduled_container_makes_a_verified_backup_within_its_interval(
             admin.execute("CREATE DATABASE shop OWNER shop_user TEMPLATE template0")
         with _project(server, "shop") as shop:
             shop.execute("CREATE TABLE orders AS SELECT i AS id FROM generate_series(1, 42) i")
-        with _redis(server, 3) as client:
+        with redis_client(server, 3) as client:
             client.set("cart:1", "3 items")
 
         written = time.monotonic()

@@ -23,6 +23,7 @@ from tests.integration.program_server import (
     Server,
     admin_connection,
     program_server,
+    redis_client,
 )
 
 pytestmark = pytest.mark.integration
@@ -130,21 +131,13 @@ def test_redis_requires_the_password_and_serves_every_index(server: Server) -> N
         anonymous.ping()
 
     for index in (0, 15):
-        with redis.Redis(
-            host="127.0.0.1",
-            port=server.redis_port,
-            password=ADMIN_PASSWORD,
-            db=index,
-            socket_timeout=5,
-        ) as client:
+        with redis_client(server, index) as client:
             client.set("who", f"index-{index}")
             assert client.get("who") == f"index-{index}".encode()
 
 
 def test_redis_runs_the_programs_config(server: Server) -> None:
-    with redis.Redis(
-        host="127.0.0.1", port=server.redis_port, password=ADMIN_PASSWORD, socket_timeout=5
-    ) as client:
+    with redis_client(server) as client:
         config = client.config_get("*")
     assert config["appendonly"] == "yes"
     assert config["dir"] == "/data"
