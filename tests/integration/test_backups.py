@@ -62,11 +62,17 @@ def _env(server: Server, backups: Path) -> dict[str, str]:
 
 
 def _run(
-    script: str, *args: str, server: Server, backups: Path, check: bool = True
+    script: str,
+    *args: str,
+    server: Server,
+    backups: Path,
+    check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Runs a script against the test server; ``env`` overrides its environment."""
     result = subprocess.run(
         [str(SCRIPTS / script), *args],
-        env=_env(server, backups),
+        env={**_env(server, backups), **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
@@ -286,15 +292,12 @@ def test_a_failing_step_fails_the_backup_and_it_never_becomes_latest(
 ) -> None:
     _fill(server)
     good = _complete_backup(server, backups)
-    env = {**_env(server, backups), "DB_SERVER_REDIS_CONTAINER": "dbs-test-no-such-redis"}
-
-    result = subprocess.run(
-        [str(SCRIPTS / "backup-database.sh")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = _run(
+        "backup-database.sh",
+        server=server,
+        backups=backups,
         check=False,
+        env={"DB_SERVER_REDIS_CONTAINER": "dbs-test-no-such-redis"},
     )
 
     assert result.returncode != 0

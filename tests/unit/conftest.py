@@ -42,7 +42,6 @@ class Registration:
     dependencies: tuple[str, ...]
     additional_secret_outputs: tuple[str, ...]
     provider: str
-    providers: dict[str, str]
     secret_inputs: frozenset[str]
     """Top-level inputs that are, or contain, a secret."""
 
@@ -122,7 +121,6 @@ def _registration(request: Any) -> Registration:
         dependencies=tuple(request.dependencies),
         additional_secret_outputs=tuple(request.additionalSecretOutputs),
         provider=request.provider,
-        providers=dict(request.providers),
         secret_inputs=frozenset(
             key for key, value in request.object.fields.items() if _contains_secret(value)
         ),
