@@ -1,10 +1,6 @@
 """Fixtures for integration tests against a real Docker engine.
 
-The engine comes from ``.ci/lib/docker-engine.sh`` and the PostgreSQL/Redis images from
-``.ci/lib/images.sh`` (local stand-ins for the official images, named by the
-``DB_SERVER_TEST_POSTGRES_IMAGE`` / ``DB_SERVER_TEST_REDIS_IMAGE`` variables it prints). Without
-them these tests are skipped on a developer's machine, and fail in CI (``CI=true``), where a
-skip would hide a broken setup.
+The engine, the images and the CLI come from the fixtures in ``tests/conftest.py``.
 
 Containers and volumes get unique ``dbs-test-`` names, ports are published on 127.0.0.1 only
 (Docker picks a free one), and everything a test creates is removed afterwards, pass or fail.
@@ -12,14 +8,12 @@ Containers and volumes get unique ``dbs-test-`` names, ports are published on 12
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -28,34 +22,13 @@ from psycopg.rows import TupleRow
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from tests.conftest import docker_cli
+
 NAME_PREFIX = "dbs-test-"
 # How long a server may take to start accepting connections before a test gives up.
 START_TIMEOUT_S = 60.0
 
 T = TypeVar("T")
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skips the test outside CI; in CI a missing prerequisite is a failure, not a skip."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-class DockerError(AssertionError):
-    """A docker CLI command failed; the message carries its stderr."""
-
-
-def docker_cli(*args: str, timeout: float = 120) -> str:
-    """Runs ``docker ARGS`` and returns its stdout; raises DockerError when it fails."""
-    result = subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if result.returncode != 0:
-        raise DockerError(
-            f"`docker {' '.join(args)}` exited {result.returncode}: {result.stderr.strip()}"
-        )
-    return result.stdout
 
 
 def unique_name(purpose: str) -> str:
@@ -243,42 +216,6 @@ class DockerResources:
         assert not errors, f"cleanup failed: {errors}"
 
 
-@pytest.fixture(scope="session")
-def docker() -> None:
-    """A Docker engine that answers ``docker info``."""
-    try:
-        docker_cli("info", "--format", "{{.ServerVersion}}", timeout=30)
-    except FileNotFoundError:
-        unavailable("no `docker` CLI on PATH; run .ci/lib/docker-engine.sh")
-    except (DockerError, subprocess.TimeoutExpired) as error:
-        unavailable(
-            f"no Docker engine answers `docker info` ({error}); run .ci/lib/docker-engine.sh"
-        )
-
-
-def _image(variable: str) -> str:
-    image = os.environ.get(variable, "")
-    if not image:
-        unavailable(f'{variable} is not set; run `eval "$(bash .ci/lib/images.sh)"`')
-    try:
-        docker_cli("image", "inspect", "--format", "{{.Id}}", image)
-    except DockerError:
-        unavailable(f"{variable}={image} is not an image the engine has; run .ci/lib/images.sh")
-    return image
-
-
-@pytest.fixture(scope="session")
-def postgres_image(docker: None) -> str:
-    """The image that stands in for postgres:17 (DB_SERVER_TEST_POSTGRES_IMAGE)."""
-    return _image("DB_SERVER_TEST_POSTGRES_IMAGE")
-
-
-@pytest.fixture(scope="session")
-def redis_image(docker: None) -> str:
-    """The image that stands in for redis:8 (DB_SERVER_TEST_REDIS_IMAGE)."""
-    return _image("DB_SERVER_TEST_REDIS_IMAGE")
-
-
 @pytest.fixture
 def resources(docker: None) -> Iterator[DockerResources]:
     """Containers and volumes for one test, removed when it ends."""
@@ -293,15 +230,3 @@ def module_resources(docker: None) -> Iterator[DockerResources]:
     created = DockerResources()
     yield created
     created.cleanup()
-
-
-@pytest.fixture(scope="session")
-def pulumi_cli() -> str:
-    """The ``pulumi`` CLI on PATH (from .ci/setup), as an absolute path."""
-    exe = shutil.which("pulumi")
-    if exe is None:
-        unavailable(
-            "pulumi is not on PATH: build and load the toolchain first with "
-            '`env_lines="$(bash .ci/lib/pulumi-toolchain.sh --core-only)" && eval "$env_lines"`'
-        )
-    return exe

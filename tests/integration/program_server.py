@@ -1,7 +1,8 @@
 """Run the PostgreSQL and Redis containers exactly as the program configures them.
 
-The docker provider plugin cannot be built on this machine (see docs/toolchain.md), so this does
-what the provider would with the program's own inputs: it reads the Container inputs
+Without the docker provider plugin (CI machines here cannot have it; the e2e suite runs the real
+one where it is installed), this does what the provider would with the program's own inputs: it
+reads the Container inputs
 ``__main__.py`` registers (run under mocks, with test names, ports and the local images), then
 creates each container with the docker CLI the way the provider does: create, upload the
 ``uploads`` as a tar extracted at ``/``, start, and wait for the healthcheck.
@@ -24,8 +25,9 @@ import psycopg
 import pytest
 import redis
 
-from tests.integration.conftest import Container, docker_cli
-from tests.unit.conftest import MOCK_PASSWORD, ROOT, ProgramRunner
+from tests.conftest import ROOT, docker_cli
+from tests.integration.conftest import Container
+from tests.unit.conftest import MOCK_PASSWORD, ProgramRunner
 
 ADMIN_PASSWORD = MOCK_PASSWORD
 """Every password the mocked program makes, the admin's and Redis's included."""
@@ -93,8 +95,9 @@ def _create_like_the_provider(inputs: dict[str, Any]) -> Container:
             f"--health-retries={int(health['retries'])}",
             f"--health-start-period={health['startPeriod']}",
         ]
-        # This engine (Docker 20.10) predates the healthcheck start interval; it only shortens
-        # the wait, so leaving it out makes this test slower, never laxer.
+        # No start interval: the program sets none (Docker 20.10 refuses it), and a unit test
+        # says so; anything else the program set here would fail the assertion below.
+        assert set(health) == {"tests", "interval", "timeout", "retries", "startPeriod"}
     if "stopSignal" in inputs:
         args += ["--stop-signal", inputs["stopSignal"]]
     args += ["--stop-timeout", str(int(inputs["stopTimeout"]))]
@@ -105,6 +108,8 @@ def _create_like_the_provider(inputs: dict[str, Any]) -> Container:
         args += ["--shm-size", f"{int(inputs['shmSize'])}m"]
     if inputs.get("memory"):
         args += ["--memory", f"{int(inputs['memory'])}m"]
+    if inputs.get("memorySwap"):
+        args += ["--memory-swap", f"{int(inputs['memorySwap'])}m"]
     for port in inputs.get("ports", []):
         args += [
             "--publish",

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.integration.conftest import docker_cli
+from tests.conftest import ROOT, docker_cli
 from tests.integration.program_server import (
     ADMIN_PASSWORD,
     Server,
@@ -27,7 +27,6 @@ from tests.integration.program_server import (
     program_server,
     redis_client,
 )
-from tests.unit.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 

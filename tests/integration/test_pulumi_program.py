@@ -9,39 +9,20 @@ through the Automation API against a local file backend.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pulumi import automation as auto
 
-from tests.unit.conftest import ROOT
+from tests.conftest import copy_project
 
 pytestmark = pytest.mark.integration
-
-PROJECT_FILES = (
-    "Pulumi.yaml",
-    "Pulumi.dev.yaml",
-    "__main__.py",
-    "projects.py",
-    "settings.py",
-    "validation.py",
-    "requirements.txt",
-)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the project whose ``venv`` is the environment running these tests."""
-    copy = tmp_path / "db-server"
-    copy.mkdir()
-    for name in PROJECT_FILES:
-        shutil.copy(ROOT / name, copy / name)
-    shutil.copytree(ROOT / "components", copy / "components")
-    (copy / "venv").symlink_to(sys.prefix)
-    return copy
+    return copy_project(tmp_path / "db-server")
 
 
 @pytest.fixture

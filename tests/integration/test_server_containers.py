@@ -17,7 +17,7 @@ import redis
 from psycopg import sql
 
 from components.scram import scram_sha256_verifier
-from tests.integration.conftest import docker_cli
+from tests.conftest import docker_cli
 from tests.integration.program_server import (
     ADMIN_PASSWORD,
     Server,

@@ -5,7 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.unit.conftest import ROOT
+from tests.conftest import ROOT
 
 PRUNE = ROOT / "scripts" / "prune-backups.sh"
 

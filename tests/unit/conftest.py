@@ -8,7 +8,6 @@ import json
 import runpy
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -18,8 +17,7 @@ from pulumi.runtime import mocks, rpc, settings, stack
 from pulumi.runtime.sync_await import _sync_await
 
 import projects
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
 
 MOCK_PASSWORD = "pw#%^+=~!*.-_x"
 """What every mocked RandomPassword returns: characters a URL must encode included."""
@@ -42,6 +40,7 @@ class Registration:
     dependencies: tuple[str, ...]
     additional_secret_outputs: tuple[str, ...]
     provider: str
+    deleted_with: str
     secret_inputs: frozenset[str]
     """Top-level inputs that are, or contain, a secret."""
 
@@ -121,6 +120,7 @@ def _registration(request: Any) -> Registration:
         dependencies=tuple(request.dependencies),
         additional_secret_outputs=tuple(request.additionalSecretOutputs),
         provider=request.provider,
+        deleted_with=request.deletedWith,
         secret_inputs=frozenset(
             key for key, value in request.object.fields.items() if _contains_secret(value)
         ),

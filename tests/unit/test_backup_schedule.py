@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.conftest import MOCK_PASSWORD, ROOT, ProgramRunner
+from tests.conftest import ROOT
+from tests.unit.conftest import MOCK_PASSWORD, ProgramRunner
 from tests.unit.test_bad_input import _fails_before_registering
 
 CONTAINER = "docker:index/container:Container"

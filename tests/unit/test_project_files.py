@@ -9,7 +9,8 @@ import yaml
 
 from projects import Project
 from settings import PostgresSettings, RedisSettings
-from tests.unit.conftest import ROOT, ProgramRunner
+from tests.conftest import ROOT
+from tests.unit.conftest import ProgramRunner
 from validation import validate_projects
 
 
