@@ -41,7 +41,9 @@ for project in projects.PROJECTS:
             protect=settings.protection.protect,
             retain_on_delete=settings.protection.retain_on_delete,
         ),
-        opts=pulumi.ResourceOptions(providers=[server.postgres_provider]),
+        opts=pulumi.ResourceOptions(
+            providers=[server.postgres_provider], deleted_with=server.postgres_volume
+        ),
     )
     for suffix, url in database.urls.items():
         pulumi.export(f"{project.name}_{suffix}", url)

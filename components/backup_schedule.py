@@ -46,11 +46,12 @@ class BackupScheduleArgs:
     network_name: pulumi.Input[str]
     """The server's Docker network."""
 
-    postgres_host: str
-    """PostgreSQL's container name on that network."""
+    postgres_host: pulumi.Input[str]
+    """PostgreSQL's container name on that network; known once the server takes logins, so
+    the first backup does not wait a whole interval for a server that was still starting."""
 
-    redis_host: str
-    """Redis's container name on that network."""
+    redis_host: pulumi.Input[str]
+    """Redis's container name on that network, likewise."""
 
     redis_volume: pulumi.Input[str]
     """Redis's data volume, mounted read-only to copy the snapshot BGSAVE writes."""
@@ -125,13 +126,13 @@ class BackupSchedule(pulumi.ComponentResource):
             envs=[
                 "DB_SERVER_BACKUP_DIRECT=1",
                 f"DB_SERVER_BACKUP_DIR={_BACKUPS}",
-                f"PGHOST={args.postgres_host}",
+                pulumi.Output.concat("PGHOST=", args.postgres_host),
                 f"PGPORT={POSTGRES_PORT}",
                 f"PGUSER={ADMIN_ROLE}",
                 "PGDATABASE=postgres",
                 "PGPASSFILE=/root/.pgpass",
                 f"DB_SERVER_PGPASS_UPLOAD={_PGPASS_UPLOAD}",
-                f"DB_SERVER_REDIS_HOST={args.redis_host}",
+                pulumi.Output.concat("DB_SERVER_REDIS_HOST=", args.redis_host),
                 f"DB_SERVER_REDIS_PORT={REDIS_PORT}",
                 f"DB_SERVER_REDIS_PASSWORD_FILE={_REDIS_PASSWORD_FILE}",
                 f"DB_SERVER_REDIS_DATA={_REDIS_DATA}",

@@ -10,6 +10,7 @@ import pulumi_random as random
 from components.backup_schedule import BackupSchedule, BackupScheduleArgs
 from components.healthcheck import shell_healthcheck
 from components.urls import postgres_url
+from providers.server_ready import ServerReady, ServerReadyArgs
 from settings import (
     ADMIN_ROLE,
     PASSWORD_SPECIALS,
@@ -32,12 +33,14 @@ REDIS_CONFIG_FILE = "/usr/local/etc/redis/redis.conf"
 STOP_GRACE_SECONDS = 60
 """How long a data container gets to shut down cleanly before Docker kills it."""
 
-HEALTH_WAIT_SECONDS = 180
-"""How long ``pulumi up`` waits for a new container to report healthy."""
+READY_WAIT_SECONDS = 180
+"""How long ``pulumi up`` waits for a new container's server to accept a login."""
 
+# Docker's healthchecks are for `docker ps` and monitoring; `pulumi up` waits on a login of its
+# own (providers/server_ready.py), which needs no healthcheck feature of newer engines.
 # The entrypoint's first-start init runs a temporary server that listens on the unix socket
 # only, so an SQL query over TCP passes only once the real server accepts logins. pg_isready
-# alone answers during that temporary server's life and lets the provider connect too early.
+# alone answers during that temporary server's life.
 _POSTGRES_HEALTHCHECK = (
     f'PGPASSWORD="$(cat {POSTGRES_PASSWORD_FILE})" '
     f"psql --no-password --no-psqlrc --host=127.0.0.1 --port={POSTGRES_PORT} "
@@ -87,6 +90,9 @@ class DatabaseServer(pulumi.ComponentResource):
     postgres_provider: postgresql.Provider
     """A provider that manages roles and databases as ``dbadmin`` through 127.0.0.1."""
 
+    postgres_volume: docker.Volume
+    """The volume holding every database and role: SQL objects are ``deleted_with`` it."""
+
     network_name: pulumi.Output[str]
     """Name of the Docker network the containers joined."""
 
@@ -127,6 +133,7 @@ class DatabaseServer(pulumi.ComponentResource):
             self.network_name = pulumi.Output.from_input(args.network.name)
 
         pg_volume = docker.Volume(f"{name}-pgdata", name=args.postgres.volume, opts=data)
+        self.postgres_volume = pg_volume
         redis_volume = docker.Volume(f"{name}-redisdata", name=args.redis.volume, opts=data)
 
         # Wrapped explicitly: the engine marks RandomPassword results secret, but every value
@@ -151,20 +158,49 @@ class DatabaseServer(pulumi.ComponentResource):
 
         postgres = self._postgres_container(name, args.postgres, pg_volume, admin_password)
         redis = self._redis_container(name, args.redis, redis_volume)
+        postgres_ready = ServerReady(
+            f"{name}-postgres-ready",
+            ServerReadyArgs(
+                kind="postgres",
+                container_id=postgres.id,
+                container_name=args.postgres.container_name,
+                host="127.0.0.1",
+                port=args.postgres.host_port,
+                user=ADMIN_ROLE,
+                password=admin_password,
+                timeout_seconds=READY_WAIT_SECONDS,
+            ),
+            opts=child,
+        )
+        redis_ready = ServerReady(
+            f"{name}-redis-ready",
+            ServerReadyArgs(
+                kind="redis",
+                container_id=redis.id,
+                container_name=args.redis.container_name,
+                host="127.0.0.1",
+                port=args.redis.host_port,
+                user="default",
+                password=self.redis_password,
+                timeout_seconds=READY_WAIT_SECONDS,
+            ),
+            opts=child,
+        )
 
+        # Host and port come from the readiness check: the provider never dials a server that
+        # is not accepting logins yet, and while the server is being (re)created, a preview or
+        # a refresh finds the provider unconfigured instead of failing on a refused connection.
         self.postgres_provider = postgresql.Provider(
             f"{name}-postgres-provider",
-            host="127.0.0.1",
-            port=args.postgres.host_port,
+            host=postgres_ready.host,
+            port=postgres_ready.port,
             username=ADMIN_ROLE,
             password=admin_password,
             database="postgres",
             sslmode="disable",
             superuser=True,
             connect_timeout=30,
-            # The container's healthcheck has passed once it exists, so the provider never
-            # dials a server that is still running its first-start init.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[postgres]),
+            opts=child,
         )
 
         # PUBLIC may connect to these by default: any project's role could reach the admin
@@ -176,7 +212,9 @@ class DatabaseServer(pulumi.ComponentResource):
                 role="public",
                 object_type="database",
                 privileges=[],
-                opts=pulumi.ResourceOptions(parent=self, provider=self.postgres_provider),
+                opts=pulumi.ResourceOptions(
+                    parent=self, provider=self.postgres_provider, deleted_with=pg_volume
+                ),
             )
 
         self.admin_url = postgres_url(
@@ -192,15 +230,15 @@ class DatabaseServer(pulumi.ComponentResource):
                     settings=args.backup,
                     image=postgres.image,
                     network_name=self.network_name,
-                    postgres_host=args.postgres.container_name,
-                    redis_host=args.redis.container_name,
+                    postgres_host=postgres_ready.container_name,
+                    redis_host=redis_ready.container_name,
                     redis_volume=redis_volume.name,
                     admin_password=admin_password,
                     redis_password=self.redis_password,
                     protect=args.protection.protect,
                     retain_on_delete=args.protection.retain_on_delete,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[postgres, redis]),
+                opts=child,
             )
 
         self.postgres_container_id = postgres.id
@@ -328,16 +366,17 @@ class DatabaseServer(pulumi.ComponentResource):
                 timeout_s=5,
                 retries=5,
                 start_period_s=120,
-                start_interval_s=1,
             ),
             restart="unless-stopped",
             must_run=True,
-            wait=True,
-            wait_timeout=HEALTH_WAIT_SECONDS,
             stop_signal=stop_signal,
             stop_timeout=STOP_GRACE_SECONDS,
             destroy_grace_seconds=STOP_GRACE_SECONDS,
             memory=settings.memory_mb,
+            # A database server that swaps stalls every project at once; with the limit it is
+            # OOM-killed and restarted instead. Docker's default, twice the limit, reads back
+            # as a change on every preview.
+            memory_swap=settings.memory_mb,
             shm_size=shm_size,
             ports=[
                 docker.ContainerPortArgs(

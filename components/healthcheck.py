@@ -25,14 +25,16 @@ def shell_healthcheck(
     timeout_s: int,
     retries: int,
     start_period_s: int,
-    start_interval_s: int | None = None,
 ) -> docker.ContainerHealthcheckArgs:
-    """A ``CMD-SHELL`` healthcheck."""
+    """A ``CMD-SHELL`` healthcheck.
+
+    No ``start_interval``: Docker Engine before 25 (API 1.44) refuses to create a container that
+    sets one, and Debian's and Ubuntu's own engines are older.
+    """
     return docker.ContainerHealthcheckArgs(
         tests=["CMD-SHELL", command],
         interval=go_duration(interval_s),
         timeout=go_duration(timeout_s),
         retries=retries,
         start_period=go_duration(start_period_s),
-        start_interval=None if start_interval_s is None else go_duration(start_interval_s),
     )

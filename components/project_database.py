@@ -50,7 +50,8 @@ class ProjectDatabase(pulumi.ComponentResource):
 
     The role can log in and nothing more: no superuser, CREATEDB, CREATEROLE or REPLICATION.
     CONNECT and TEMPORARY are revoked from PUBLIC on the database, so only its owner (and the
-    admin) can connect. Give it a provider for the server through ``opts.providers``.
+    admin) can connect. Give it a provider for the server through ``opts.providers``, and the
+    server's data volume through ``opts.deleted_with``.
     """
 
     url: pulumi.Output[str]
@@ -73,8 +74,14 @@ class ProjectDatabase(pulumi.ComponentResource):
     ) -> None:
         super().__init__("db-server:project_database:ProjectDatabase", name, None, opts)
         project = args.project
+        # The role, database and revoke live in the server's data volume: when a destroy takes
+        # the volume, they go with it, and nothing dials a server that may be gone already.
+        deleted_with = opts.deleted_with if opts is not None else None
         data = pulumi.ResourceOptions(
-            parent=self, protect=args.protect, retain_on_delete=args.retain_on_delete
+            parent=self,
+            protect=args.protect,
+            retain_on_delete=args.retain_on_delete,
+            deleted_with=deleted_with,
         )
 
         password: pulumi.Output[str] = pulumi.Output.secret(
@@ -125,7 +132,7 @@ class ProjectDatabase(pulumi.ComponentResource):
             role="public",
             object_type="database",
             privileges=[],
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, deleted_with=deleted_with),
         )
 
         self.url = postgres_url(

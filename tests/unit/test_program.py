@@ -11,10 +11,10 @@ from components.healthcheck import go_duration
 from components.scram import scram_sha256_verifier
 from projects import Project
 from settings import ADMIN_ROLE, load_settings
+from tests.conftest import ROOT
 from tests.unit.conftest import (
     MOCK_PASSWORD,
     MOCK_SALT_B64,
-    ROOT,
     Deployment,
     ProgramRunner,
     Registration,
@@ -28,6 +28,8 @@ DATABASE = "postgresql:index/database:Database"
 GRANT = "postgresql:index/grant:Grant"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 PROJECT = "db-server:project_database:ProjectDatabase"
+READY = "pulumi-python:dynamic:Resource"
+READY_TYPE_PATH = "db-server:database_server:DatabaseServer$pulumi-python:dynamic:Resource"
 
 URL_SUFFIXES = ("_url", "_host_url", "_redis_url", "_host_redis_url")
 DATA_CONTAINERS = ("db-server-postgres", "db-server-redis")
@@ -116,8 +118,10 @@ def test_sql_objects_are_managed_through_the_servers_admin_provider(
     assert provider.inputs["port"] == "15432"  # dev's own host port
     assert provider.inputs["username"] == ADMIN_ROLE
     assert "password" in provider.secret_inputs
-    # The provider waits for the container, whose create waits for a passing SQL healthcheck.
-    assert any(dep.endswith("::db-server-postgres") for dep in provider.dependencies)
+    # Host and port come from the readiness check, so the provider waits for a real login.
+    assert (
+        "urn:pulumi:dev::db-server::" + READY_TYPE_PATH + "::db-server-postgres-ready"
+    ) in provider.dependencies
     sql_objects = [r for r in deployment.resources if r.type.startswith("postgresql:index/")]
     assert len(sql_objects) == 2 + 3 * len(projects.PROJECTS)  # two server grants, 3 each
     for sql_object in sql_objects:
@@ -126,6 +130,22 @@ def test_sql_objects_are_managed_through_the_servers_admin_provider(
             "urn:pulumi:dev::db-server::db-server:database_server:DatabaseServer"
             "$pulumi:providers:postgresql::db-server-postgres-provider::"
         )
+
+
+def test_sql_objects_go_with_the_data_volume_so_a_lost_server_can_be_destroyed(
+    run_program: ProgramRunner, stack_name: str
+) -> None:
+    """`pulumi destroy` skips what the volume takes with it: no dial to a server that is gone."""
+    deployment = run_program(stack_name)
+
+    volume = (
+        f"urn:pulumi:{stack_name}::db-server::db-server:database_server:DatabaseServer"
+        "$docker:index/volume:Volume::db-server-pgdata"
+    )
+    sql_objects = [r for r in deployment.resources if r.type.startswith("postgresql:index/")]
+    assert sql_objects
+    for sql_object in sql_objects:
+        assert sql_object.deleted_with == volume, sql_object.name
 
 
 def test_ports_are_published_on_loopback_only(run_program: ProgramRunner, stack_name: str) -> None:
@@ -198,8 +218,45 @@ def test_data_containers_stop_cleanly_before_their_replacement_starts(
         assert container.inputs["destroyGraceSeconds"] >= 60
         assert container.inputs["stopTimeout"] >= 60
         assert container.inputs["restart"] == "unless-stopped"
-        assert container.inputs["wait"] is True
     assert deployment.named("db-server-postgres").inputs["stopSignal"] == "SIGINT"
+
+
+def test_no_container_needs_docker_engine_25(run_program: ProgramRunner, stack_name: str) -> None:
+    """A healthcheck start interval needs API 1.44: Docker 20.10 (API 1.41) refuses the create.
+
+    Nor does `pulumi up` wait on Docker's health status, whose first check comes one interval
+    after start: it waits on a login of its own (next test)."""
+    for container in run_program(stack_name).of_type(CONTAINER):
+        assert "startInterval" not in container.inputs["healthcheck"], container.name
+        assert not container.inputs.get("wait"), container.name
+
+
+def test_up_waits_for_a_login_to_each_new_server(
+    run_program: ProgramRunner, stack_name: str
+) -> None:
+    deployment = run_program(stack_name)
+    ports = {"dev": (15432, 16379), "prod": (5432, 6379)}[stack_name]
+
+    readies = {r.name: r for r in deployment.of_type(READY)}
+    assert set(readies) == {"db-server-postgres-ready", "db-server-redis-ready"}
+    for (kind, user), port in zip(
+        (("postgres", ADMIN_ROLE), ("redis", "default")), ports, strict=True
+    ):
+        ready = readies[f"db-server-{kind}-ready"]
+        assert ready.inputs["kind"] == kind
+        # A new container id is a new server to wait for.
+        assert ready.inputs["container_id"] == f"db-server-{kind}-id"
+        assert (ready.inputs["host"], ready.inputs["port"]) == ("127.0.0.1", port)
+        assert ready.inputs["user"] == user
+        assert ready.inputs["password"] == MOCK_PASSWORD
+        assert "password" in ready.secret_inputs
+        assert "password" in ready.additional_secret_outputs
+    backup = [c for c in deployment.of_type(CONTAINER) if c.name.endswith("-backup-container")]
+    for container in backup:  # prod: backups start once both servers take logins
+        assert set(container.dependencies) >= {
+            "urn:pulumi:prod::db-server::" + READY_TYPE_PATH + "::db-server-postgres-ready",
+            "urn:pulumi:prod::db-server::" + READY_TYPE_PATH + "::db-server-redis-ready",
+        }
 
 
 @pytest.mark.parametrize(
@@ -340,8 +397,18 @@ def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: Prog
 def test_prod_limits_container_memory(run_program: ProgramRunner) -> None:
     deployment = run_program("prod")
 
-    memory = {c.inputs["name"]: c.inputs.get("memory") for c in _data_containers(deployment)}
-    assert memory == {"db-server-postgres": 2048, "db-server-redis": 768}
+    memory = {
+        c.inputs["name"]: (c.inputs.get("memory"), c.inputs.get("memorySwap"))
+        for c in _data_containers(deployment)
+    }
+    # Swap limit equal to the memory limit: no swap (a swapping database stalls every project).
+    assert memory == {"db-server-postgres": (2048, 2048), "db-server-redis": (768, 768)}
+
+
+def test_dev_sets_no_memory_or_swap_limit(run_program: ProgramRunner) -> None:
+    for container in _data_containers(run_program("dev")):
+        assert "memory" not in container.inputs, container.name
+        assert "memorySwap" not in container.inputs, container.name
 
 
 def test_dev_and_prod_share_no_container_volume_network_or_port(run_program: ProgramRunner) -> None:

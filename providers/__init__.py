@@ -1,0 +1,1 @@
+"""Dynamic providers: what the program manages that no provider package does."""

@@ -1,0 +1,214 @@
+"""Readiness of a server the stack just started: a real login, polled from the Docker host.
+
+Docker's healthcheck runs its first check one ``interval`` after start; the setting that checks
+sooner (``start_interval``) needs Docker Engine 25 (API 1.44), and on older engines the container
+is refused outright. So the stack does not wait on Docker's health status at all: it waits here,
+logging in through the port the container publishes on 127.0.0.1, every 50 ms, and the
+PostgreSQL provider takes its host and port from this resource's outputs. The provider therefore
+never dials a server before it accepts a login: the official image's first-start init runs a
+temporary server that listens on its unix socket only, so a TCP login succeeds only once the real
+server is up.
+
+A refresh tries one login and, when the server does not take it (stopped, removed, still
+starting), reports this resource gone: the next update waits for the server again before the
+provider dials it. With ``pulumi up --refresh --run-program`` (``make repair``) that happens in
+program order, after the container has been started or recreated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pulumi
+import redis
+from pulumi.dynamic import (
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+POLL_SECONDS = 0.05
+"""Time between two login attempts."""
+
+# A changed container or address means a new server to wait for; a changed password only needs
+# the next login to work with it.
+_REPLACE_ON = ("kind", "container_id", "host", "port")
+_COMPARED = (*_REPLACE_ON, "user", "password", "timeout_seconds")
+
+# Login failures that waiting cannot cure: a wrong password, an unknown admin role, a client
+# address the server refuses. libpq gives a failed connection no SQLSTATE, only its message.
+_FATAL_POSTGRES_MESSAGES = ("password authentication failed", "does not exist", "pg_hba.conf")
+
+
+class ServerNotReadyError(Exception):
+    """The server did not accept a login in time, or refused it for good."""
+
+
+def _postgres_login(props: dict[str, Any]) -> None:
+    with psycopg.connect(
+        host=props["host"],
+        port=int(props["port"]),
+        user=props["user"],
+        password=props["password"],
+        dbname="postgres",
+        connect_timeout=2,
+        autocommit=True,
+    ) as conn:
+        conn.execute("SELECT 1")
+
+
+def _redis_login(props: dict[str, Any]) -> None:
+    client = redis.Redis(
+        host=props["host"],
+        port=int(props["port"]),
+        username=props["user"],
+        password=props["password"],
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        # One attempt per call: the loop below does the waiting.
+        retry=Retry(NoBackoff(), retries=0),
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def _fatal(error: Exception) -> bool:
+    if isinstance(error, psycopg.OperationalError):
+        return any(message in str(error) for message in _FATAL_POSTGRES_MESSAGES)
+    return isinstance(error, redis.AuthenticationError)
+
+
+def _login(props: dict[str, Any]) -> None:
+    (_postgres_login if props["kind"] == "postgres" else _redis_login)(props)
+
+
+def is_ready(props: dict[str, Any]) -> bool:
+    """Whether one login works right now."""
+    try:
+        _login(props)
+    except (psycopg.Error, redis.RedisError, OSError):
+        return False
+    return True
+
+
+def wait_until_ready(props: dict[str, Any]) -> None:
+    """Logs in until it works; raises ``ServerNotReadyError`` after ``timeout_seconds``."""
+    where = (
+        f"{props['kind']} in container {props['container_name']} at {props['host']}:{props['port']}"
+    )
+    deadline = time.monotonic() + float(props["timeout_seconds"])
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            _login(props)
+            return
+        except (psycopg.Error, redis.RedisError, OSError) as error:
+            if _fatal(error):
+                raise ServerNotReadyError(
+                    f"{where} refuses {props['user']}'s login: {error}. The data volume may have "
+                    "been initialised with another admin password (see README, Data safety)."
+                ) from None
+            if time.monotonic() >= deadline:
+                raise ServerNotReadyError(
+                    f"{where} did not accept a login within {props['timeout_seconds']} s "
+                    f"({attempts} attempts; last error: {error}). "
+                    f"See `docker logs {props['container_name']}`."
+                ) from None
+        time.sleep(POLL_SECONDS)
+
+
+class _ServerReadyProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        wait_until_ready(props)
+        return CreateResult(id_=str(props["container_id"]), outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [key for key in _COMPARED if olds.get(key) != news.get(key)]
+        return DiffResult(
+            changes=bool(changed),
+            replaces=[key for key in changed if key in _REPLACE_ON],
+            delete_before_replace=True,
+        )
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        wait_until_ready(news)
+        return UpdateResult(outs=news)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        # An empty id tells the engine the resource is gone, so the next update creates it,
+        # which waits for the server.
+        return ReadResult(id_, props) if is_ready(props) else ReadResult("", {})
+
+
+@dataclass
+class ServerReadyArgs:
+    """Inputs of a ``ServerReady``."""
+
+    kind: str
+    """``postgres`` or ``redis``."""
+
+    container_id: pulumi.Input[str]
+    """The container to wait for: a new container is a new server to wait for."""
+
+    container_name: str
+    """For messages: whose logs to read when it does not come up."""
+
+    host: str
+    """Where the Docker host reaches the server: 127.0.0.1."""
+
+    port: pulumi.Input[int]
+    """The port the container publishes on ``host``."""
+
+    user: pulumi.Input[str]
+    """The admin user to log in as."""
+
+    password: pulumi.Input[str]
+    """Its password (secret)."""
+
+    timeout_seconds: int
+    """How long to wait before ``pulumi up`` fails."""
+
+
+class ServerReady(pulumi.dynamic.Resource):
+    """Exists once the server in ``container_id`` accepts a login through ``host``:``port``."""
+
+    host: pulumi.Output[str]
+    """``host``, known only once the server is ready: a provider configured with it waits."""
+
+    port: pulumi.Output[int]
+    """``port``, known only once the server is ready."""
+
+    container_name: pulumi.Output[str]
+    """``container_name``, known only once the server is ready: the server's host name on the
+    Docker network, for containers that must not start before it takes logins."""
+
+    def __init__(
+        self, name: str, args: ServerReadyArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(
+            _ServerReadyProvider(),
+            name,
+            {
+                "kind": args.kind,
+                "container_id": args.container_id,
+                "container_name": args.container_name,
+                "host": args.host,
+                "port": args.port,
+                "user": args.user,
+                "password": pulumi.Output.secret(args.password),
+                "timeout_seconds": args.timeout_seconds,
+            },
+            pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(additional_secret_outputs=["password"])
+            ),
+        )
