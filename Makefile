@@ -4,7 +4,7 @@ VENV := venv
 PYTHON := $(VENV)/bin/python
 PULUMI := pulumi --stack $(STACK)
 
-.PHONY: install test unit lint preview up destroy outputs
+.PHONY: install test unit lint preview up repair destroy retire outputs
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -32,8 +32,21 @@ preview: install
 up: install
 	$(PULUMI) up
 
+## Bring back containers that were removed or lost, on their volumes: make repair STACK=prod
+## A refresh that runs the program reads each resource when the program reaches it, so the
+## containers are recreated before anything dials the server they hold.
+repair: install
+	$(PULUMI) up --refresh --run-program
+
 destroy: install
 	$(PULUMI) destroy
+
+## Let prod forget a project removed from projects.py, keeping its database, role and data:
+## make retire PROJECT=shop STACK=prod, then make up STACK=prod
+retire:
+	pulumi state unprotect --stack $(STACK) --yes \
+	  'urn:pulumi:$(STACK)::db-server::db-server:project_database:ProjectDatabase$$postgresql:index/role:Role::$(PROJECT)-role' \
+	  'urn:pulumi:$(STACK)::db-server::db-server:project_database:ProjectDatabase$$postgresql:index/database:Database::$(PROJECT)-database'
 
 ## Print one project's URLs: make outputs PROJECT=crypto_ai_agent
 outputs:
