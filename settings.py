@@ -9,7 +9,7 @@ are errors, so a typo never silently falls back to a default.
 import re
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 import pulumi
@@ -135,11 +135,14 @@ class BackupSettings:
     keep_weekly: int = 4
     """Keep the newest backup of each of this many recent weeks."""
 
-    volume: str = "db_server_backups"
-    """Named volume the backups are written to."""
+    volume: str | None = None
+    """Named volume the backups are written to. By default named after PostgreSQL's volume,
+    ``_pgdata`` becoming ``_backups`` (``db_server_pgdata``: ``db_server_backups``), so each
+    stack's backups have their own volume."""
 
-    container_name: str = "db-server-backup"
-    """Name of the backup container."""
+    container_name: str | None = None
+    """Name of the backup container. By default named after PostgreSQL's container,
+    ``-postgres`` becoming ``-backup`` (``db-server-postgres``: ``db-server-backup``)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,11 @@ class ProtectionSettings:
 
     retain_on_delete: bool = True
     """Volumes, databases and roles removed from the program stay on the server."""
+
+    adopt_existing_volumes: bool = False
+    """Let `up` take over Docker volumes of the stack's names that exist already (after a lost
+    Pulumi state, or from a server set up by hand). Off, a volume this stack did not create is
+    refused: it may be another stack's."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,12 @@ def load_settings(config: pulumi.Config) -> Settings:
     redis = _parse_section(config, "redis", RedisSettings, problems)
     backup = _parse_section(config, "backup", BackupSettings, problems)
     protection = _parse_section(config, "protection", ProtectionSettings, problems)
+    backup = replace(
+        backup,
+        volume=backup.volume or _sibling_name(postgres.volume, "_pgdata", "_backups"),
+        container_name=backup.container_name
+        or _sibling_name(postgres.container_name, "-postgres", "-backup"),
+    )
     if not problems:
         problems.extend(_check_values(network, postgres, redis, backup))
     problems.extend(_check_admin_password())
@@ -224,6 +238,11 @@ def _check_admin_password() -> list[str]:
     if len(value) < MIN_ADMIN_PASSWORD_LENGTH:
         return [f"{key}: must be at least {MIN_ADMIN_PASSWORD_LENGTH} characters long"]
     return []
+
+
+def _sibling_name(name: str, suffix: str, replacement: str) -> str:
+    """``name`` with ``suffix`` replaced, or with ``replacement`` appended where it has none."""
+    return name.removesuffix(suffix) + replacement
 
 
 def redis_size_bytes(size: str) -> int:
@@ -376,7 +395,7 @@ def _check_values(
         problems.append(f"{prefix}.keep_weekly: must be 0 or more, got {backup.keep_weekly}")
     for name in ("container_name", "volume"):
         value = getattr(backup, name)
-        if not _DOCKER_NAME.fullmatch(value):
+        if not isinstance(value, str) or not _DOCKER_NAME.fullmatch(value):
             problems.append(f"{prefix}.{name}: not a Docker name: {value!r}")
         elif value in (getattr(postgres, name), getattr(redis, name)):
             problems.append(f"{prefix}.{name}: {value!r} is already the database server's")

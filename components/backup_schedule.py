@@ -7,6 +7,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.healthcheck import shell_healthcheck
+from components.volume_guard import volume_guard
 from settings import ADMIN_ROLE, POSTGRES_PORT, REDIS_PORT, BackupSettings
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -68,6 +69,9 @@ class BackupScheduleArgs:
     retain_on_delete: bool
     """The backup volume stays when the schedule is switched off."""
 
+    adopt_existing_volume: bool
+    """Take over an existing Docker volume of the backup volume's name (see volume_guard)."""
+
 
 class BackupSchedule(pulumi.ComponentResource):
     """Backs the server up every interval into a volume, verifies each backup by restoring it,
@@ -86,7 +90,10 @@ class BackupSchedule(pulumi.ComponentResource):
             f"{name}-volume",
             name=settings.volume,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, retain_on_delete=args.retain_on_delete
+                parent=self,
+                protect=args.protect,
+                retain_on_delete=args.retain_on_delete,
+                hooks=volume_guard(name, args.adopt_existing_volume),
             ),
         )
         self.volume_name = volume.name

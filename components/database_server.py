@@ -10,6 +10,7 @@ import pulumi_random as random
 from components.backup_schedule import BackupSchedule, BackupScheduleArgs
 from components.healthcheck import shell_healthcheck
 from components.urls import postgres_url
+from components.volume_guard import volume_guard
 from providers.server_ready import ServerReady, ServerReadyArgs
 from settings import (
     ADMIN_ROLE,
@@ -124,6 +125,12 @@ class DatabaseServer(pulumi.ComponentResource):
             protect=args.protection.protect,
             retain_on_delete=args.protection.retain_on_delete,
         )
+        volume_opts = pulumi.ResourceOptions(
+            parent=self,
+            protect=args.protection.protect,
+            retain_on_delete=args.protection.retain_on_delete,
+            hooks=volume_guard(name, args.protection.adopt_existing_volumes),
+        )
 
         if args.network.create:
             # Shared with nginx and the projects' containers: guarded like the data.
@@ -132,9 +139,9 @@ class DatabaseServer(pulumi.ComponentResource):
         else:
             self.network_name = pulumi.Output.from_input(args.network.name)
 
-        pg_volume = docker.Volume(f"{name}-pgdata", name=args.postgres.volume, opts=data)
+        pg_volume = docker.Volume(f"{name}-pgdata", name=args.postgres.volume, opts=volume_opts)
         self.postgres_volume = pg_volume
-        redis_volume = docker.Volume(f"{name}-redisdata", name=args.redis.volume, opts=data)
+        redis_volume = docker.Volume(f"{name}-redisdata", name=args.redis.volume, opts=volume_opts)
 
         # Wrapped explicitly: the engine marks RandomPassword results secret, but every value
         # derived from a password must stay secret whatever a provider's schema says.
@@ -237,6 +244,7 @@ class DatabaseServer(pulumi.ComponentResource):
                     redis_password=self.redis_password,
                     protect=args.protection.protect,
                     retain_on_delete=args.protection.retain_on_delete,
+                    adopt_existing_volume=args.protection.adopt_existing_volumes,
                 ),
                 opts=child,
             )

@@ -41,6 +41,8 @@ class Registration:
     additional_secret_outputs: tuple[str, ...]
     provider: str
     deleted_with: str
+    before_create: tuple[str, ...]
+    """Names of the resource hooks the engine calls before it creates the resource."""
     secret_inputs: frozenset[str]
     """Top-level inputs that are, or contain, a secret."""
 
@@ -74,6 +76,16 @@ class _Mocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
         return {}, None
+
+
+class _RecordingCallbacks:
+    """Stands in for the engine's callback server: keeps the resource hooks registered."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, pulumi.ResourceHook] = {}
+
+    def register_resource_hook(self, hook: pulumi.ResourceHook) -> None:
+        self.hooks[hook.name] = hook
 
 
 class _RecordingMonitor(mocks.MockMonitor):
@@ -121,6 +133,7 @@ def _registration(request: Any) -> Registration:
         additional_secret_outputs=tuple(request.additionalSecretOutputs),
         provider=request.provider,
         deleted_with=request.deletedWith,
+        before_create=tuple(request.hooks.before_create),
         secret_inputs=frozenset(
             key for key, value in request.object.fields.items() if _contains_secret(value)
         ),
@@ -162,6 +175,8 @@ class ProgramRunner:
             _Mocks(), project="db-server", stack=stack_name, preview=False, monitor=monitor
         )
         pulumi.runtime.set_all_config(_config_strings(config), list(secret_keys))
+        self.callbacks = _RecordingCallbacks()
+        settings.SETTINGS.callbacks = self.callbacks
 
         exports: dict[str, Any] = {}
         self.monkeypatch.setattr(pulumi, "export", exports.__setitem__)

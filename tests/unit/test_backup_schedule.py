@@ -102,3 +102,28 @@ def test_bad_backup_settings_are_named(
     error = _fails_before_registering(run_program, {"db-server:backup": backup})
 
     assert message in error.problems
+
+
+def test_each_stacks_backups_are_named_after_its_own_server(run_program: ProgramRunner) -> None:
+    """A second stack with backups on one host must not take prod's container or volume."""
+
+    def names(stack: str, overrides: dict[str, Any] | None = None) -> tuple[str, str]:
+        deployment = run_program(stack, overrides)
+        return (
+            deployment.named("db-server-backup-container").inputs["name"],
+            deployment.named("db-server-backup-volume").inputs["name"],
+        )
+
+    assert names("prod") == ("db-server-backup", "db_server_backups")
+    assert names("dev", {"db-server:backup": {"enabled": True}}) == (
+        "db-server-dev-backup",
+        "db_server_dev_backups",
+    )
+    staging = {
+        "db-server:backup": {"enabled": True},
+        "db-server:postgres": {"container_name": "staging-pg", "volume": "staging_data"},
+        "db-server:redis": {"container_name": "staging-redis", "volume": "staging_redis"},
+    }
+    assert names("prod", staging) == ("staging-pg-backup", "staging_data_backups")
+    chosen = {"db-server:backup": {"enabled": True, "container_name": "b", "volume": "bv"}}
+    assert names("dev", chosen) == ("b", "bv")

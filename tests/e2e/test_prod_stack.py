@@ -1,0 +1,191 @@
+"""A stack configured like Pulumi.prod.yaml (protection, memory limits, server parameters,
+scheduled backups), with its own names, ports and smaller sizes, run for real.
+
+The tests share the stack and run in the order written.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pulumi import automation as auto
+
+from tests.conftest import ROOT, docker_cli
+from tests.e2e.harness import PASSPHRASE, E2EStack, ProjectLine, connect
+
+pytestmark = pytest.mark.e2e
+
+KEPT = ProjectLine("orders", user="orders_user", redis_db=4)
+LEAVING = ProjectLine("legacy", user="legacy_user", redis_db=5)
+INTERVAL_S = 20
+"""The backup interval of these stacks (prod's is a day)."""
+HEALTHY_TIMEOUT_S = 180
+
+
+def prod_settings(**overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Pulumi.prod.yaml's settings, smaller, with backups every INTERVAL_S seconds."""
+    config = yaml.safe_load((ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    settings: dict[str, dict[str, Any]] = {
+        key.removeprefix("db-server:"): dict(value) for key, value in config.items()
+    }
+    settings["postgres"] |= {"memory_mb": 512, "shm_size_mb": 128}
+    settings["postgres"]["parameters"] = {
+        **settings["postgres"]["parameters"],
+        "shared_buffers": "64MB",
+    }
+    settings["redis"] |= {"memory_mb": 256, "maxmemory": "128mb"}
+    settings["backup"] |= {"interval_seconds": INTERVAL_S, "keep_daily": 2, "keep_weekly": 1}
+    for key, values in overrides.items():
+        settings.setdefault(key, {}).update(values)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def prod(make_stack: Callable[..., E2EStack]) -> E2EStack:
+    stack = make_stack("prodlike", projects=(KEPT, LEAVING), settings=prod_settings())
+    assert stack.config["protection"] == {"protect": True, "retain_on_delete": True}
+    stack.up()
+    with connect(stack.project_url(LEAVING.name)) as conn:
+        conn.execute("CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 500) g")
+    return stack
+
+
+def _health(container: str) -> str:
+    return docker_cli("inspect", "--format", "{{.State.Health.Status}}", container).strip()
+
+
+def test_prod_a_second_preview_right_after_up_is_empty(prod: E2EStack) -> None:
+    """Memory limits, swap, server parameters, log options: nothing reads back differently."""
+    prod.preview(expect_no_changes=True)
+    prod.preview(refresh=True, expect_no_changes=True)
+    inspect = docker_cli(
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}",
+        prod.names.postgres,
+    ).split()
+    assert inspect == [str(512 * 1024**2)] * 2  # limit, and no swap beyond it
+
+
+def test_f_removing_a_project_stops_on_protect_and_drops_nothing(prod: E2EStack) -> None:
+    prod.write_projects([KEPT])
+
+    with pytest.raises(auto.CommandError, match="protected"):
+        prod.up()
+
+    admin = prod.outputs()["admin_host_url"]
+    with connect(admin) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname = %s", (LEAVING.name,)
+        ).fetchone() == (1,)
+    with connect(prod.project_url(LEAVING.name)) as conn:
+        assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (500,)
+
+
+def test_f_after_the_documented_retire_step_up_forgets_the_project_and_keeps_its_data(
+    prod: E2EStack,
+) -> None:
+    legacy_url = prod.project_url(LEAVING.name)
+    retire = subprocess.run(
+        [
+            *("make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "retire"),
+            *(f"PROJECT={LEAVING.name}", f"STACK={prod.stack_name}"),
+        ],
+        cwd=prod.workdir,
+        env={
+            **os.environ,
+            "PULUMI_BACKEND_URL": f"file://{prod.state_dir}",
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert retire.returncode == 0, retire.stderr
+
+    _, events = prod.up()
+
+    assert events.changed(), "up changed nothing"
+    assert set(events.changed().values()) == {"delete"}  # forgotten: retain_on_delete
+    assert f"{LEAVING.name}_url" not in prod.outputs()
+    with connect(legacy_url) as conn:  # role, password, database and rows all still there
+        assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (500,)
+
+
+def test_backups_turn_healthy_and_the_latest_one_restores(prod: E2EStack, tmp_path: Path) -> None:
+    backup = f"{prod.names.prefix}-backup"
+    deadline = time.monotonic() + HEALTHY_TIMEOUT_S
+    while _health(backup) != "healthy":
+        assert time.monotonic() < deadline, docker_cli("logs", "--tail", "40", backup)
+        time.sleep(2)
+
+    # The newest verified backup (`latest` may already be a newer one under verification).
+    marker = docker_cli("exec", backup, "sh", "-c", "ls -1d /backups/*Z/VERIFIED | tail -n 1")
+    verified = Path(marker.strip()).parent
+    docker_cli("cp", f"{backup}:{verified}", str(tmp_path))
+    local = tmp_path / verified.name
+    assert (local / "COMPLETE").exists()
+    restored = subprocess.run(
+        [str(ROOT / "scripts" / "restore-database.sh"), KEPT.name, str(local), "--into", "check"],
+        env={**os.environ, "DB_SERVER_POSTGRES_CONTAINER": prod.names.postgres},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert restored.returncode == 0, restored.stderr
+    with connect(prod.outputs()["admin_host_url"]) as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname = 'check'"
+        ).fetchone() == (1,)
+        conn.execute('DROP DATABASE "check"')
+
+
+def test_two_stacks_with_backups_run_side_by_side(
+    prod: E2EStack, make_stack: Callable[..., E2EStack]
+) -> None:
+    first_backup = f"{prod.names.prefix}-backup"
+    first_volume_before = docker_cli("volume", "inspect", f"{prod.names.prefix}_backups")
+
+    second = make_stack("staging", projects=(KEPT,), settings=prod_settings())
+    second.up()
+
+    second_backup = f"{second.names.prefix}-backup"
+    for container in (first_backup, second_backup):
+        assert docker_cli("inspect", "--format", "{{.State.Running}}", container).strip() == "true"
+    mounts = docker_cli(
+        "inspect", "--format", "{{range .Mounts}}{{.Name}} {{end}}", second_backup
+    ).split()
+    assert f"{second.names.prefix}_backups" in mounts
+    assert not any(m.startswith(prod.names.prefix) for m in mounts)
+    assert docker_cli("volume", "inspect", f"{prod.names.prefix}_backups") == first_volume_before
+
+
+def test_a_stack_given_another_stacks_volume_name_is_refused(
+    prod: E2EStack, make_stack: Callable[..., E2EStack]
+) -> None:
+    taken = f"{prod.names.prefix}_backups"
+    backup = f"{prod.names.prefix}-backup"
+    docker_cli("exec", backup, "touch", "/backups/sentinel")
+    intruder = make_stack(
+        "intruder", projects=(KEPT,), settings=prod_settings(backup={"volume": taken})
+    )
+
+    # The preview a user (and a pull request) sees already says so.
+    with pytest.raises(auto.CommandError) as raised:
+        intruder.preview()
+    assert f"Docker volume '{taken}' already exists" in str(raised.value)
+    with pytest.raises(auto.CommandError, match="already exists"):
+        intruder.up()
+
+    users = docker_cli("ps", "--all", "--filter", f"volume={taken}", "--format", "{{.Names}}")
+    assert users.split() == [backup]  # mounted by its own stack's container only
+    docker_cli("exec", backup, "test", "-f", "/backups/sentinel")  # and not emptied
