@@ -199,8 +199,8 @@ class DatabaseServer(pulumi.ComponentResource):
         # a refresh finds the provider unconfigured instead of failing on a refused connection.
         self.postgres_provider = postgresql.Provider(
             f"{name}-postgres-provider",
-            host=postgres_ready.host,
-            port=postgres_ready.port,
+            host=postgres_ready.ready_host,
+            port=postgres_ready.ready_port,
             username=ADMIN_ROLE,
             password=admin_password,
             database="postgres",
@@ -237,8 +237,8 @@ class DatabaseServer(pulumi.ComponentResource):
                     settings=args.backup,
                     image=postgres.image,
                     network_name=self.network_name,
-                    postgres_host=postgres_ready.container_name,
-                    redis_host=redis_ready.container_name,
+                    postgres_host=postgres_ready.ready_container_name,
+                    redis_host=redis_ready.ready_container_name,
                     redis_volume=redis_volume.name,
                     admin_password=admin_password,
                     redis_password=self.redis_password,

@@ -1,13 +1,13 @@
 """Readiness of a server the stack just started: a real login, polled from the Docker host.
 
 Docker's healthcheck runs its first check one ``interval`` after start; the setting that checks
-sooner (``start_interval``) needs Docker Engine 25 (API 1.44), and on older engines the container
-is refused outright. So the stack does not wait on Docker's health status at all: it waits here,
-logging in through the port the container publishes on 127.0.0.1, every 50 ms, and the
-PostgreSQL provider takes its host and port from this resource's outputs. The provider therefore
-never dials a server before it accepts a login: the official image's first-start init runs a
-temporary server that listens on its unix socket only, so a TCP login succeeds only once the real
-server is up.
+sooner (``start_interval``) needs Docker Engine 25 (API 1.44), and on older engines the
+container is refused outright. So the stack does not wait on Docker's health status at all: it
+waits here, logging in through the port the container publishes on 127.0.0.1, every 50 ms, and
+the PostgreSQL provider takes its host and port from this resource's ``ready_*`` outputs. The
+provider therefore never dials a server before it accepts a login: the official image's
+first-start init runs a temporary server that listens on its unix socket only, so a TCP login
+succeeds only once the real server is up.
 
 A refresh tries one login and, when the server does not take it (stopped, removed, still
 starting), reports this resource gone: the next update waits for the server again before the
@@ -127,10 +127,24 @@ def wait_until_ready(props: dict[str, Any]) -> None:
         time.sleep(POLL_SECONDS)
 
 
+def _ready(props: dict[str, Any]) -> dict[str, Any]:
+    """The inputs, and the outputs only a server that took a login has.
+
+    They are not inputs: a preview of a create or update (the engine's stand-in for the
+    outputs is the inputs) leaves them unknown, so whatever is configured with them waits too.
+    """
+    return {
+        **props,
+        "ready_host": props["host"],
+        "ready_port": props["port"],
+        "ready_container_name": props["container_name"],
+    }
+
+
 class _ServerReadyProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         wait_until_ready(props)
-        return CreateResult(id_=str(props["container_id"]), outs=props)
+        return CreateResult(id_=str(props["container_id"]), outs=_ready(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in _COMPARED if olds.get(key) != news.get(key)]
@@ -142,7 +156,7 @@ class _ServerReadyProvider(ResourceProvider):
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         wait_until_ready(news)
-        return UpdateResult(outs=news)
+        return UpdateResult(outs=_ready(news))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         # An empty id tells the engine the resource is gone, so the next update creates it,
@@ -182,14 +196,15 @@ class ServerReadyArgs:
 class ServerReady(pulumi.dynamic.Resource):
     """Exists once the server in ``container_id`` accepts a login through ``host``:``port``."""
 
-    host: pulumi.Output[str]
-    """``host``, known only once the server is ready: a provider configured with it waits."""
+    ready_host: pulumi.Output[str]
+    """``host``, known only once the server took a login: a provider configured with it waits,
+    in an update and in a preview."""
 
-    port: pulumi.Output[int]
-    """``port``, known only once the server is ready."""
+    ready_port: pulumi.Output[int]
+    """``port``, known only once the server took a login."""
 
-    container_name: pulumi.Output[str]
-    """``container_name``, known only once the server is ready: the server's host name on the
+    ready_container_name: pulumi.Output[str]
+    """``container_name``, known only once the server took a login: its host name on the
     Docker network, for containers that must not start before it takes logins."""
 
     def __init__(
@@ -207,6 +222,9 @@ class ServerReady(pulumi.dynamic.Resource):
                 "user": args.user,
                 "password": pulumi.Output.secret(args.password),
                 "timeout_seconds": args.timeout_seconds,
+                "ready_host": None,
+                "ready_port": None,
+                "ready_container_name": None,
             },
             pulumi.ResourceOptions.merge(
                 opts, pulumi.ResourceOptions(additional_secret_outputs=["password"])

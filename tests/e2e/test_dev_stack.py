@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 import redis
+from pulumi import automation as auto
 
 from tests.conftest import ROOT, docker_cli
 from tests.e2e.conftest import PROJECTS
@@ -358,6 +359,9 @@ def test_h_removed_containers_come_back_with_all_data_through_the_repair_command
     # `make repair STACK=...` is this: an update that refreshes while running the program.
     makefile = (ROOT / "Makefile").read_text()
     assert "$(PULUMI) up --refresh --run-program" in makefile
+    # What `make repair` shows first: it cannot read the SQL objects of a server that is gone.
+    preview, _ = stack.preview(refresh=True, run_program=True)
+    assert preview.change_summary.get(auto.OpType.CREATE)
     _, events = stack.up(refresh=True, run_program=True)
 
     recreated = {urn.rsplit("::", 1)[1] for urn, op in events.changed().items()}

@@ -17,6 +17,7 @@ from pulumi.runtime import mocks, rpc, settings, stack
 from pulumi.runtime.sync_await import _sync_await
 
 import projects
+from providers.server_ready import _ready as server_ready_outputs
 from tests.conftest import ROOT
 
 MOCK_PASSWORD = "pw#%^+=~!*.-_x"
@@ -72,6 +73,8 @@ class _Mocks(pulumi.runtime.Mocks):
             outputs["b64Std"] = MOCK_SALT_B64
         if args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = f"sha256:{args.name}"
+        if args.name.endswith("-ready"):  # a ServerReady: what its provider's create returns
+            outputs = server_ready_outputs(outputs)
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
