@@ -42,15 +42,16 @@ destroy: install
 	$(PULUMI) destroy
 
 ## Let prod forget a project removed from projects.py, keeping its database, role and data:
-## make retire PROJECT=shop STACK=prod, then make up STACK=prod
+## make retire PROJECT=shop STACK=prod, then make up STACK=prod (its Redis user is switched off)
 retire:
-	pulumi state unprotect --stack $(STACK) --yes \
-	  'urn:pulumi:$(STACK)::db-server::db-server:project_database:ProjectDatabase$$postgresql:index/role:Role::$(PROJECT)-role' \
-	  'urn:pulumi:$(STACK)::db-server::db-server:project_database:ProjectDatabase$$postgresql:index/database:Database::$(PROJECT)-database'
+	@urns=$$(pulumi stack --stack $(STACK) --show-urns | tr -s ' \t' '\n\n' | \
+	  grep -E '^urn:pulumi:.*ProjectDatabase\$$.*::$(PROJECT)-(role|database|redis-user)$$'); \
+	[ -n "$$urns" ] || { echo "retire: no project $(PROJECT) in stack $(STACK)" >&2; exit 1; }; \
+	pulumi state unprotect --stack $(STACK) --yes $$urns
 
 ## Print one project's URLs: make outputs PROJECT=crypto_ai_agent
 outputs:
 	@for suffix in url host_url redis_url host_redis_url; do \
-	  printf '%s_%s = ' "$(PROJECT)" "$$suffix"; \
-	  pulumi stack output --stack $(STACK) --show-secrets "$(PROJECT)_$$suffix"; \
-	done
+	  url=$$(pulumi stack output --stack $(STACK) --show-secrets "$(PROJECT)_$$suffix" 2>/dev/null) \
+	    && printf '%s_%s = %s\n' "$(PROJECT)" "$$suffix" "$$url"; \
+	done; true

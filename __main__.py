@@ -14,7 +14,7 @@ from settings import load_settings
 from validation import validate_projects
 
 settings = load_settings(pulumi.Config())
-validate_projects(projects.PROJECTS)
+validate_projects(projects.PROJECTS, settings.redis.databases)
 
 server = DatabaseServer(
     "db-server",
@@ -37,7 +37,9 @@ for project in projects.PROJECTS:
             postgres_host_port=settings.postgres.host_port,
             redis_host=settings.redis.container_name,
             redis_host_port=settings.redis.host_port,
-            redis_password=server.redis_password,
+            redis_admin_host=server.redis_admin_host,
+            redis_admin_port=server.redis_admin_port,
+            redis_admin_password=server.redis_admin_password,
             protect=settings.protection.protect,
             retain_on_delete=settings.protection.retain_on_delete,
         ),
@@ -48,8 +50,8 @@ for project in projects.PROJECTS:
     for suffix, url in database.urls.items():
         pulumi.export(f"{project.name}_{suffix}", url)
 
-pulumi.export("admin_url", server.admin_url)
-pulumi.export("admin_host_url", server.admin_host_url)
+for name in ("admin_url", "admin_host_url", "redis_admin_url", "redis_admin_host_url"):
+    pulumi.export(name, getattr(server, name))
 pulumi.export(
     "summary",
     {

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Project:
-    """One project on the shared server: a database, its own login role and a Redis index."""
+    """One project on the shared server: a database, its own login role, and optionally a Redis
+    database index with a Redis user of its own."""
 
     name: str
     """Database name and stack output prefix: a lowercase identifier, at most 63 bytes."""
@@ -18,8 +19,9 @@ class Project:
     user: str
     """The project's own login role; it owns the database and nothing else."""
 
-    redis_db: int
-    """The Redis database index (0-15) reserved for this project."""
+    redis_db: int | None = None
+    """The project's Redis database index, 1 or more; its own Redis user may select only this one.
+    None: the project uses no Redis (no index, no user, no Redis URLs)."""
 
     connection_limit: int = 20
     """Concurrent connections the role may hold, so one project cannot starve the others."""
@@ -29,7 +31,7 @@ class Project:
 
 
 PROJECTS: list[Project] = [
-    Project("crypto_ai_agent", user="crypto", redis_db=0),
+    Project("crypto_ai_agent", user="crypto", redis_db=3),
     Project("project2_db", user="project2_user", redis_db=1),
     Project("project3_db", user="project3_user", redis_db=2),
 ]

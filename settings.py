@@ -29,11 +29,11 @@ PASSWORD_SPECIALS = "-_.~!#%^*+="
 """Special characters in generated passwords: safe in shells and config files, and some of them
 need URL-encoding, which the URLs do."""
 
+MAX_REDIS_DATABASES = 4096
+"""Most numbered Redis databases a stack may ask for; each costs the server a little memory."""
+
 MIN_ADMIN_PASSWORD_LENGTH = 16
 """Shortest ``admin_password`` accepted from config; the generated one has 40 characters."""
-
-REDIS_DATABASES = 16
-"""Redis keeps this many numbered databases, so project indexes run from 0 to 15."""
 
 
 class InvalidInputError(pulumi.RunError, ValueError):
@@ -105,6 +105,10 @@ class RedisSettings:
 
     data_path: str = "/data"
     """Where the volume is mounted: the official image's working directory."""
+
+    databases: int = 256
+    """Numbered databases Redis keeps: project indexes run from 1 to this minus one (index 0 is
+    where every connection starts before it selects, so it is no project's)."""
 
     memory_mb: int | None = None
     """Container memory limit in MiB; unset means no limit. Must exceed ``maxmemory``."""
@@ -373,6 +377,11 @@ def _check_values(
         problems.append(
             f"{PROJECT_NAME}:redis.maxmemory: {redis.maxmemory} does not fit under the container's "
             f"memory_mb {redis.memory_mb}; leave room for Redis's own overhead"
+        )
+    if not 2 <= redis.databases <= MAX_REDIS_DATABASES:
+        problems.append(
+            f"{PROJECT_NAME}:redis.databases: must be in 2-{MAX_REDIS_DATABASES}, "
+            f"got {redis.databases}"
         )
     if redis.maxmemory_policy not in _EVICTION_POLICIES:
         problems.append(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from components.project_database import URL_NAMES
 from projects import Project
-from settings import ADMIN_ROLE, REDIS_DATABASES, InvalidInputError
+from settings import ADMIN_ROLE, InvalidInputError
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _MAX_IDENTIFIER_BYTES = 63
@@ -24,25 +24,29 @@ _RESERVED = frozenset(
         "current_role",
         "current_user",
         "session_user",
+        "default",  # Redis's built-in user
         ADMIN_ROLE,
     }
 )
 
-RESERVED_OUTPUTS = frozenset({"admin_url", "admin_host_url", "summary"})
+RESERVED_OUTPUTS = frozenset(
+    {"admin_url", "admin_host_url", "redis_admin_url", "redis_admin_host_url", "summary"}
+)
 """Stack outputs the server itself exports; no project output may take one of these."""
 
 
-def validate_projects(projects: Sequence[Project]) -> None:
-    """Raise ``InvalidInputError`` listing every problem in the project list."""
+def validate_projects(projects: Sequence[Project], redis_databases: int) -> None:
+    """Raise ``InvalidInputError`` listing every problem in the project list; Redis indexes run
+    from 1 to ``redis_databases`` minus one."""
     problems: list[str] = []
     for project in projects:
-        problems.extend(_check_project(project))
+        problems.extend(_check_project(project, redis_databases))
     problems.extend(_check_unique(projects))
     if problems:
         raise InvalidInputError("Invalid project list in projects.py:", problems)
 
 
-def _check_project(project: Project) -> list[str]:
+def _check_project(project: Project, redis_databases: int) -> list[str]:
     label = f"project {project.name!r}"
     problems = [
         f"{label}: field '{field}': {problem}"
@@ -50,11 +54,20 @@ def _check_project(project: Project) -> list[str]:
         if (problem := _identifier_problem(getattr(project, field))) is not None
     ]
     redis_db = project.redis_db
-    if not isinstance(redis_db, int) or isinstance(redis_db, bool):
-        problems.append(f"{label}: field 'redis_db': must be an integer, got {redis_db!r}")
-    elif not 0 <= redis_db < REDIS_DATABASES:
+    if redis_db is None:
+        pass
+    elif not isinstance(redis_db, int) or isinstance(redis_db, bool):
+        problems.append(f"{label}: field 'redis_db': must be an integer or None, got {redis_db!r}")
+    elif redis_db == 0:
         problems.append(
-            f"{label}: field 'redis_db': must be in 0-{REDIS_DATABASES - 1}, got {redis_db}"
+            f"{label}: field 'redis_db': 0 is no project's: every Redis connection starts there "
+            f"before it selects its index, so every project could reach it; "
+            f"use 1-{redis_databases - 1}"
+        )
+    elif not 1 <= redis_db < redis_databases:
+        problems.append(
+            f"{label}: field 'redis_db': must be in 1-{redis_databases - 1} "
+            f"(db-server:redis.databases is {redis_databases}), got {redis_db}"
         )
     for field in ("connection_limit", "statement_timeout_ms"):
         value = getattr(project, field)
@@ -91,6 +104,8 @@ def _check_unique(projects: Sequence[Project]) -> list[str]:
     for project in projects:
         for field in ("name", "user", "redis_db"):
             value = getattr(project, field)
+            if value is None:  # no Redis: nothing to share
+                continue
             key = (field, type(value), value)
             if key in first_with:
                 problems.append(

@@ -22,7 +22,7 @@ _SCRIPT_FILES = (
 )
 _IN_CONTAINER = "/opt/db-server/scripts"
 _PGPASS_UPLOAD = "/run/secrets/pgpass"
-_REDIS_PASSWORD_FILE = "/run/secrets/redis_password"
+_REDIS_PASSWORD_FILE = "/run/secrets/redis_admin_password"
 _BACKUPS = "/backups"
 _REDIS_DATA = "/redis-data"
 
@@ -60,8 +60,8 @@ class BackupScheduleArgs:
     admin_password: pulumi.Input[str]
     """``dbadmin``'s password (secret)."""
 
-    redis_password: pulumi.Input[str]
-    """The Redis password (secret)."""
+    redis_admin_password: pulumi.Input[str]
+    """The Redis admin's password (secret): BGSAVE is an admin's command."""
 
     protect: bool
     """The backup volume carries ``protect``."""
@@ -121,7 +121,8 @@ class BackupSchedule(pulumi.ComponentResource):
         secrets = [
             docker.ContainerUploadArgs(file=_PGPASS_UPLOAD, content=pgpass),
             docker.ContainerUploadArgs(
-                file=_REDIS_PASSWORD_FILE, content=pulumi.Output.secret(args.redis_password)
+                file=_REDIS_PASSWORD_FILE,
+                content=pulumi.Output.secret(args.redis_admin_password),
             ),
         ]
 
@@ -141,6 +142,7 @@ class BackupSchedule(pulumi.ComponentResource):
                 f"DB_SERVER_PGPASS_UPLOAD={_PGPASS_UPLOAD}",
                 pulumi.Output.concat("DB_SERVER_REDIS_HOST=", args.redis_host),
                 f"DB_SERVER_REDIS_PORT={REDIS_PORT}",
+                f"DB_SERVER_REDIS_USER={ADMIN_ROLE}",
                 f"DB_SERVER_REDIS_PASSWORD_FILE={_REDIS_PASSWORD_FILE}",
                 f"DB_SERVER_REDIS_DATA={_REDIS_DATA}",
                 f"BACKUP_INTERVAL_SECONDS={settings.interval_seconds}",

@@ -9,14 +9,14 @@ import pulumi_random as random
 
 from components.backup_schedule import BackupSchedule, BackupScheduleArgs
 from components.healthcheck import shell_healthcheck
-from components.urls import postgres_url
+from components.redis_acl import server_acl
+from components.urls import postgres_url, redis_url
 from components.volume_guard import volume_guard
 from providers.server_ready import ServerReady, ServerReadyArgs
 from settings import (
     ADMIN_ROLE,
     PASSWORD_SPECIALS,
     POSTGRES_PORT,
-    REDIS_DATABASES,
     REDIS_PORT,
     BackupSettings,
     NetworkSettings,
@@ -29,7 +29,17 @@ POSTGRES_PASSWORD_FILE = "/run/secrets/postgres_password"
 """Where the admin password is uploaded; ``POSTGRES_PASSWORD_FILE`` keeps it out of the env."""
 
 REDIS_CONFIG_FILE = "/usr/local/etc/redis/redis.conf"
-"""Where the Redis config, password included, is uploaded; the command line only names it."""
+"""Where the Redis config is uploaded; the command line only names it."""
+
+REDIS_SERVER_ACL = "/usr/local/etc/redis/server.acl"
+"""The server's own ACL users (no ``default``, the admin), merged into the ACL file at start."""
+
+REDIS_ADMIN_PASSWORD_FILE = "/run/secrets/redis_admin_password"
+"""The Redis admin's password, for the healthcheck and the backup scripts inside the container."""
+
+REDIS_ACL_FILE = "users.acl"
+"""The ACL file, in Redis's data directory: project users written by ``ACL SAVE`` survive
+restarts and container replacement with the data."""
 
 STOP_GRACE_SECONDS = 60
 """How long a data container gets to shut down cleanly before Docker kills it."""
@@ -49,9 +59,22 @@ _POSTGRES_HEALTHCHECK = (
     "--command='SELECT 1' | grep -qx 1"
 )
 _REDIS_HEALTHCHECK = (
-    f"REDISCLI_AUTH=\"$(sed -n 's/^requirepass //p' {REDIS_CONFIG_FILE})\" "
-    f"redis-cli -h 127.0.0.1 -p {REDIS_PORT} ping | grep -qx PONG"
+    f'REDISCLI_AUTH="$(cat {REDIS_ADMIN_PASSWORD_FILE})" '
+    f"redis-cli --user {ADMIN_ROLE} -h 127.0.0.1 -p {REDIS_PORT} ping | grep -qx PONG"
 )
+# Runs as root before the image's entrypoint: the server's own users replace their lines in the
+# ACL file on the volume, project users stay as ACL SAVE wrote them. The entrypoint then hands
+# the data directory to the redis user and drops privileges.
+_REDIS_START = f"""set -eu
+umask 077
+acl="$1/{REDIS_ACL_FILE}"
+touch "$acl"
+grep -v -e '^user default ' -e '^user {ADMIN_ROLE} ' "$acl" > "$acl.kept" || true
+cat {REDIS_SERVER_ACL} "$acl.kept" > "$acl"
+rm -f "$acl.kept"
+chown redis "$acl"
+exec docker-entrypoint.sh redis-server {REDIS_CONFIG_FILE}
+"""
 
 # Docker's json-file log driver keeps everything forever unless told otherwise.
 _LOG_OPTS = {"max-size": "10m", "max-file": "5"}
@@ -97,8 +120,20 @@ class DatabaseServer(pulumi.ComponentResource):
     network_name: pulumi.Output[str]
     """Name of the Docker network the containers joined."""
 
-    redis_password: pulumi.Output[str]
-    """The password every Redis client uses (secret)."""
+    redis_admin_password: pulumi.Output[str]
+    """The Redis admin's password (secret); projects have users of their own."""
+
+    redis_admin_host: pulumi.Output[str]
+    """Where the Docker host reaches Redis as the admin; known once Redis takes logins."""
+
+    redis_admin_port: pulumi.Output[int]
+    """Redis's port on ``redis_admin_host``."""
+
+    redis_admin_url: pulumi.Output[str]
+    """The Redis admin's URL on the Docker network (secret)."""
+
+    redis_admin_host_url: pulumi.Output[str]
+    """The Redis admin's URL through 127.0.0.1 on the Docker host (secret)."""
 
     admin_url: pulumi.Output[str]
     """``dbadmin``'s URL on the Docker network (secret)."""
@@ -156,8 +191,8 @@ class DatabaseServer(pulumi.ComponentResource):
                 opts=child,
             ).result
         )
-        # Alphanumeric: it sits unquoted in redis.conf.
-        self.redis_password = pulumi.Output.secret(
+        # Alphanumeric: it is read from a file by shell scripts and sent over the wire as is.
+        self.redis_admin_password = pulumi.Output.secret(
             random.RandomPassword(
                 f"{name}-redis-password", length=48, special=False, opts=child
             ).result
@@ -187,11 +222,20 @@ class DatabaseServer(pulumi.ComponentResource):
                 container_name=args.redis.container_name,
                 host="127.0.0.1",
                 port=args.redis.host_port,
-                user="default",
-                password=self.redis_password,
+                user=ADMIN_ROLE,
+                password=self.redis_admin_password,
                 timeout_seconds=READY_WAIT_SECONDS,
             ),
             opts=child,
+        )
+
+        self.redis_admin_host = redis_ready.ready_host
+        self.redis_admin_port = redis_ready.ready_port
+        self.redis_admin_url = redis_url(
+            ADMIN_ROLE, self.redis_admin_password, args.redis.container_name, REDIS_PORT, 0
+        )
+        self.redis_admin_host_url = redis_url(
+            ADMIN_ROLE, self.redis_admin_password, "127.0.0.1", args.redis.host_port, 0
         )
 
         # Host and port come from the readiness check: the provider never dials a server that
@@ -241,7 +285,7 @@ class DatabaseServer(pulumi.ComponentResource):
                     redis_host=redis_ready.ready_container_name,
                     redis_volume=redis_volume.name,
                     admin_password=admin_password,
-                    redis_password=self.redis_password,
+                    redis_admin_password=self.redis_admin_password,
                     protect=args.protection.protect,
                     retain_on_delete=args.protection.retain_on_delete,
                     adopt_existing_volume=args.protection.adopt_existing_volumes,
@@ -265,7 +309,8 @@ class DatabaseServer(pulumi.ComponentResource):
                 "network_name": self.network_name,
                 "admin_url": self.admin_url,
                 "admin_host_url": self.admin_host_url,
-                "redis_password": self.redis_password,
+                "redis_admin_url": self.redis_admin_url,
+                "redis_admin_host_url": self.redis_admin_host_url,
                 "postgres_container_id": self.postgres_container_id,
                 "redis_container_id": self.redis_container_id,
             }
@@ -295,7 +340,9 @@ class DatabaseServer(pulumi.ComponentResource):
                 # Checksums catch silent disk corruption; initdb only reads this once.
                 "POSTGRES_INITDB_ARGS=--data-checksums",
             ],
-            upload=docker.ContainerUploadArgs(file=POSTGRES_PASSWORD_FILE, content=admin_password),
+            uploads=[
+                docker.ContainerUploadArgs(file=POSTGRES_PASSWORD_FILE, content=admin_password)
+            ],
             healthcheck=_POSTGRES_HEALTHCHECK,
             # The official image's stop signal: a fast shutdown that still checkpoints.
             stop_signal="SIGINT",
@@ -305,36 +352,38 @@ class DatabaseServer(pulumi.ComponentResource):
     def _redis_container(
         self, name: str, settings: RedisSettings, volume: docker.Volume
     ) -> docker.Container:
-        config: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.format(
-                "# Written by db-server; changes here are replaced on the next `pulumi up`.\n"
-                "bind * -::*\n"
-                "port {0}\n"
-                "databases {1}\n"
-                "requirepass {2}\n"
-                "dir {3}\n"
-                "appendonly yes\n"
-                "appendfsync {4}\n"
-                "save 3600 1 300 100 60 10000\n"
-                "maxmemory {5}\n"
-                "maxmemory-policy {6}\n",
-                REDIS_PORT,
-                REDIS_DATABASES,
-                self.redis_password,
-                settings.data_path,
-                settings.appendfsync,
-                settings.maxmemory,
-                settings.maxmemory_policy,
-            )
+        config = (
+            "# Written by db-server; changes here are replaced on the next `pulumi up`.\n"
+            "bind * -::*\n"
+            f"port {REDIS_PORT}\n"
+            f"databases {settings.databases}\n"
+            f"aclfile {settings.data_path}/{REDIS_ACL_FILE}\n"
+            f"dir {settings.data_path}\n"
+            "appendonly yes\n"
+            f"appendfsync {settings.appendfsync}\n"
+            "save 3600 1 300 100 60 10000\n"
+            f"maxmemory {settings.maxmemory}\n"
+            f"maxmemory-policy {settings.maxmemory_policy}\n"
         )
         return self._data_container(
             f"{name}-redis",
             settings,
             REDIS_PORT,
             volume,
-            command=["redis-server", REDIS_CONFIG_FILE],
+            command=["sh", "-c", _REDIS_START, "redis-start", settings.data_path],
             envs=[],
-            upload=docker.ContainerUploadArgs(file=REDIS_CONFIG_FILE, content=config),
+            uploads=[
+                docker.ContainerUploadArgs(file=REDIS_CONFIG_FILE, content=config),
+                docker.ContainerUploadArgs(
+                    file=REDIS_SERVER_ACL,
+                    content=self.redis_admin_password.apply(
+                        lambda password: server_acl(ADMIN_ROLE, password)
+                    ),
+                ),
+                docker.ContainerUploadArgs(
+                    file=REDIS_ADMIN_PASSWORD_FILE, content=self.redis_admin_password
+                ),
+            ],
             healthcheck=_REDIS_HEALTHCHECK,
             stop_signal="SIGTERM",
             shm_size=None,
@@ -349,7 +398,7 @@ class DatabaseServer(pulumi.ComponentResource):
         *,
         command: list[str],
         envs: list[str],
-        upload: docker.ContainerUploadArgs,
+        uploads: list[docker.ContainerUploadArgs],
         healthcheck: str,
         stop_signal: str,
         shm_size: int | None,
@@ -367,7 +416,7 @@ class DatabaseServer(pulumi.ComponentResource):
             image=image.image_id,
             command=command,
             envs=envs,
-            uploads=[upload],
+            uploads=uploads,
             healthcheck=shell_healthcheck(
                 healthcheck,
                 interval_s=10,

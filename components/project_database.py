@@ -1,4 +1,4 @@
-"""One project's share of the server: its database, login role, Redis index and URLs."""
+"""One project's share of the server: its database, login role, Redis user and URLs."""
 
 import base64
 from dataclasses import dataclass
@@ -7,13 +7,17 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pulumi_random as random
 
+from components.redis_acl import project_rules
 from components.scram import scram_sha256_verifier
 from components.urls import postgres_url, redis_url
 from projects import Project
-from settings import PASSWORD_SPECIALS, POSTGRES_PORT, REDIS_PORT
+from providers.redis_user import RedisUser, RedisUserArgs
+from settings import ADMIN_ROLE, PASSWORD_SPECIALS, POSTGRES_PORT, REDIS_PORT
 
-URL_NAMES = ("url", "host_url", "redis_url", "host_redis_url")
-"""The keys of ``ProjectDatabase.urls``: each project exports ``<name>_<key>``."""
+POSTGRES_URL_NAMES = ("url", "host_url")
+REDIS_URL_NAMES = ("redis_url", "host_redis_url")
+URL_NAMES = POSTGRES_URL_NAMES + REDIS_URL_NAMES
+"""The keys ``ProjectDatabase.urls`` may have: each project exports ``<name>_<key>``."""
 
 
 @dataclass
@@ -35,14 +39,21 @@ class ProjectDatabaseArgs:
     redis_host_port: pulumi.Input[int]
     """Redis's port published on 127.0.0.1."""
 
-    redis_password: pulumi.Input[str]
-    """The Redis password."""
+    redis_admin_host: pulumi.Input[str]
+    """Where the Docker host reaches Redis as the admin, to manage the project's Redis user."""
+
+    redis_admin_port: pulumi.Input[int]
+    """Redis's port on ``redis_admin_host``."""
+
+    redis_admin_password: pulumi.Input[str]
+    """The Redis admin's password (secret)."""
 
     protect: bool
-    """The database and role carry ``protect``."""
+    """The database, role and Redis user carry ``protect``."""
 
     retain_on_delete: bool
-    """The database and role stay on the server when the project leaves the list."""
+    """The database and role stay on the server when the project leaves the list, and its Redis
+    user is switched off rather than deleted, so the project can come back."""
 
 
 class ProjectDatabase(pulumi.ComponentResource):
@@ -50,8 +61,9 @@ class ProjectDatabase(pulumi.ComponentResource):
 
     The role can log in and nothing more: no superuser, CREATEDB, CREATEROLE or REPLICATION.
     CONNECT and TEMPORARY are revoked from PUBLIC on the database, so only its owner (and the
-    admin) can connect. Give it a provider for the server through ``opts.providers``, and the
-    server's data volume through ``opts.deleted_with``.
+    admin) can connect. A project with a Redis index gets a Redis user of its own that may select
+    only that index (components/redis_acl.py). Give it a provider for the server through
+    ``opts.providers``, and the server's data volume through ``opts.deleted_with``.
     """
 
     url: pulumi.Output[str]
@@ -60,14 +72,16 @@ class ProjectDatabase(pulumi.ComponentResource):
     host_url: pulumi.Output[str]
     """The same database through 127.0.0.1 on the Docker host (secret)."""
 
-    redis_url: pulumi.Output[str]
-    """``redis://`` URL of the project's Redis index on the Docker network (secret)."""
+    redis_url: pulumi.Output[str] | None
+    """``redis://`` URL of the project's user and index on the Docker network (secret); None
+    for a project without Redis."""
 
-    host_redis_url: pulumi.Output[str]
+    host_redis_url: pulumi.Output[str] | None
     """The same Redis index through 127.0.0.1 on the Docker host (secret)."""
 
     urls: dict[str, pulumi.Output[str]]
-    """The four URLs above by name; the program exports each as ``<project>_<name>``."""
+    """The URLs above that the project has, by name; the program exports each as
+    ``<project>_<name>``."""
 
     def __init__(
         self, name: str, args: ProjectDatabaseArgs, opts: pulumi.ResourceOptions | None = None
@@ -141,18 +155,45 @@ class ProjectDatabase(pulumi.ComponentResource):
         self.host_url = postgres_url(
             role.name, password, "127.0.0.1", args.postgres_host_port, database.name
         )
-        self.redis_url = redis_url(
-            args.redis_password, args.redis_host, REDIS_PORT, project.redis_db
-        )
-        self.host_redis_url = redis_url(
-            args.redis_password, "127.0.0.1", args.redis_host_port, project.redis_db
-        )
-
-        self.urls = dict(
-            zip(
-                URL_NAMES,
-                (self.url, self.host_url, self.redis_url, self.host_redis_url),
-                strict=True,
-            )
-        )
+        self.urls = {"url": self.url, "host_url": self.host_url}
+        self.redis_url = self.host_redis_url = None
+        if project.redis_db is not None:
+            self._redis_user(name, args, project.redis_db, deleted_with)
         self.register_outputs(dict(self.urls))
+
+    def _redis_user(
+        self,
+        name: str,
+        args: ProjectDatabaseArgs,
+        index: int,
+        deleted_with: pulumi.Resource | None,
+    ) -> None:
+        project = args.project
+        # Alphanumeric, like every Redis password here: nothing to escape anywhere.
+        password: pulumi.Output[str] = pulumi.Output.secret(
+            random.RandomPassword(
+                f"{name}-redis-password",
+                length=40,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            ).result
+        )
+        user = RedisUser(
+            f"{name}-redis-user",
+            RedisUserArgs(
+                username=project.user,
+                password=password,
+                rules=project_rules(project.name, index),
+                on_delete="disable" if args.retain_on_delete else "delete",
+                host=args.redis_admin_host,
+                port=args.redis_admin_port,
+                admin_user=ADMIN_ROLE,
+                admin_password=args.redis_admin_password,
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=args.protect, deleted_with=deleted_with
+            ),
+        )
+        self.redis_url = redis_url(user.id, password, args.redis_host, REDIS_PORT, index)
+        self.host_redis_url = redis_url(user.id, password, "127.0.0.1", args.redis_host_port, index)
+        self.urls |= {"redis_url": self.redis_url, "host_redis_url": self.host_redis_url}

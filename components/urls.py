@@ -22,17 +22,14 @@ def postgres_url(
 
 
 def redis_url(
+    user: pulumi.Input[str],
     password: pulumi.Input[str],
     host: pulumi.Input[str],
     port: pulumi.Input[int],
     index: pulumi.Input[int],
 ) -> pulumi.Output[str]:
-    """A ``redis://default:<password>@...`` URL selecting database ``index``.
-
-    The user is named: ``redis-cli -u`` sends an empty user name as ``""`` and fails, while
-    every client accepts ``default``, the user ``requirepass`` sets the password of.
-    """
+    """A ``redis://<user>:<password>@...`` URL selecting database ``index``."""
     quoted = pulumi.Output.from_input(password).apply(lambda p: quote(p, safe=""))
     return pulumi.Output.secret(
-        pulumi.Output.format("redis://default:{0}@{1}:{2}/{3}", quoted, host, port, index)
+        pulumi.Output.format("redis://{0}:{1}@{2}:{3}/{4}", user, quoted, host, port, index)
     )

@@ -18,14 +18,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 REDIS_CONTAINER="${DB_SERVER_REDIS_CONTAINER:-db-server-redis}"
 REDIS_DATA="${DB_SERVER_REDIS_DATA:-/redis-data}"
-REDIS_CONFIG_FILE=/usr/local/etc/redis/redis.conf
+REDIS_USER="${DB_SERVER_REDIS_USER:-$ADMIN_ROLE}"
+REDIS_ADMIN_PASSWORD_FILE=/run/secrets/redis_admin_password
 
 redis_cli() {
-  # The password stays inside the container: read from its config into REDISCLI_AUTH there.
+  # The password stays inside the container: read from its secret file into REDISCLI_AUTH there.
   # shellcheck disable=SC2016 # expanded by the container's shell
   docker exec -i "$REDIS_CONTAINER" sh -c \
-    'REDISCLI_AUTH="$(sed -n "s/^requirepass //p" '"$REDIS_CONFIG_FILE"')" exec redis-cli "$@"' \
-    redis-cli "$@"
+    'REDISCLI_AUTH="$(cat '"$REDIS_ADMIN_PASSWORD_FILE"')" exec redis-cli --user "$0" "$@"' \
+    "$REDIS_USER" "$@"
 }
 
 # One Redis command over the network with bash's /dev/tcp, for the backup container, which has
@@ -35,7 +36,7 @@ redis_direct() {
   local reply password length body=""
   password="$(<"${DB_SERVER_REDIS_PASSWORD_FILE:?DB_SERVER_REDIS_PASSWORD_FILE is not set}")"
   exec 3<>"/dev/tcp/${DB_SERVER_REDIS_HOST:-$REDIS_CONTAINER}/${DB_SERVER_REDIS_PORT:-6379}"
-  printf 'AUTH %s\r\n%s\r\n' "$password" "$*" >&3
+  printf 'AUTH %s %s\r\n%s\r\n' "$REDIS_USER" "$password" "$*" >&3
   if ! read -r -t 10 reply <&3 || [[ "$reply" != "+OK"* ]]; then
     exec 3>&-
     die "Redis refused AUTH"

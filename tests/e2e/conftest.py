@@ -21,12 +21,15 @@ LONG_NAME = "p" * 56 + "_63byte"
 assert len(LONG_NAME.encode()) == 63
 
 PROJECTS = (
-    ProjectLine("shop", user="shop_user", redis_db=0, connection_limit=3),
+    ProjectLine("shop", user="shop_user", redis_db=2, connection_limit=3),
     ProjectLine("blog", user="blog_user", redis_db=1, statement_timeout_ms=500),
-    ProjectLine(LONG_NAME, user="long_user", redis_db=15),
+    ProjectLine(LONG_NAME, user="long_user", redis_db=255),
+    ProjectLine("reports", user="reports_user", redis_db=None),
 )
-"""Three projects: one with a tight connection limit, one with a statement timeout, and one
-with the longest name PostgreSQL allows on the last Redis index."""
+"""Four projects: one with a tight connection limit, one with a statement timeout, one with the
+longest name PostgreSQL allows on the last Redis index, and one that uses no Redis."""
+
+REDIS_PROJECTS = tuple(p for p in PROJECTS if p.redis_db is not None)
 
 
 @pytest.fixture(scope="session")

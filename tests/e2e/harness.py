@@ -64,7 +64,7 @@ class ProjectLine:
 
     name: str
     user: str
-    redis_db: int
+    redis_db: int | None
     connection_limit: int | None = None
     statement_timeout_ms: int | None = None
 

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,7 +20,7 @@ import redis
 from pulumi import automation as auto
 
 from tests.conftest import ROOT, docker_cli
-from tests.e2e.conftest import PROJECTS
+from tests.e2e.conftest import PROJECTS, REDIS_PROJECTS
 from tests.e2e.harness import (
     E2EStack,
     ProjectLine,
@@ -109,6 +110,9 @@ def test_a_cold_up_gives_every_project_a_database_it_can_log_in_to_and_use(
         assert seen.split()[0] == "from-network"
         assert _rows(host_url) == ROWS + 1
 
+        if project.redis_db is None:
+            assert f"{project.name}_redis_url" not in outputs
+            continue
         key = f"{project.name}:greeting"
         redis_from_network = run_on_network(
             stack.names.network,
@@ -211,26 +215,147 @@ def test_b_connection_limit_and_statement_timeout_hold(deployed: Deployed) -> No
 # c. -----------------------------------------------------------------------------------------
 
 
-def test_c_redis_refuses_clients_without_the_password(deployed: Deployed) -> None:
+def test_c_redis_refuses_clients_without_a_projects_password(deployed: Deployed) -> None:
     port = deployed.stack.names.redis_port
-    anonymous = redis_client(f"redis://127.0.0.1:{port}/0")
-    with anonymous, pytest.raises(redis.AuthenticationError):
-        anonymous.get("anything")
-    wrong = redis_client(f"redis://default:not-the-password@127.0.0.1:{port}/0")
-    with wrong, pytest.raises(redis.AuthenticationError):
-        wrong.ping()
+    outputs = deployed.outputs
+    admin_password = password_of(outputs["redis_admin_host_url"])
+    attempts = {
+        "no password": f"redis://127.0.0.1:{port}/0",
+        "the default user": f"redis://default:anything@127.0.0.1:{port}/0",
+        # The server's old single password, had anyone kept it, opens nothing.
+        "default with the admin's password": f"redis://default:{admin_password}@127.0.0.1:{port}/0",
+        "a project's user with another's password": (
+            f"redis://{REDIS_PROJECTS[0].user}:"
+            f"{password_of(outputs[f'{REDIS_PROJECTS[1].name}_host_redis_url'])}@127.0.0.1:{port}/0"
+        ),
+    }
+    refused = []
+    for attempt, url in attempts.items():
+        with redis_client(url) as client:
+            try:
+                client.get("anything")
+            except redis.AuthenticationError:
+                refused.append(attempt)
+    assert refused == list(attempts)
 
 
-def test_c_each_project_url_lands_on_its_own_index(deployed: Deployed) -> None:
-    for project in PROJECTS:
-        for kind in ("host_redis_url",):
-            with redis_client(deployed.outputs[f"{project.name}_{kind}"]) as client:
-                assert client.client_info()["db"] == project.redis_db
-                client.set(f"index-of:{project.name}", project.redis_db)
-    for project in PROJECTS:
+def test_c_each_project_url_lands_on_its_own_index_as_its_own_user(deployed: Deployed) -> None:
+    for project in REDIS_PROJECTS:
         with redis_client(deployed.outputs[f"{project.name}_host_redis_url"]) as client:
-            own = [k.decode() for k in client.keys("index-of:*")]
+            info = client.client_info()
+            assert (info["db"], info["user"]) == (project.redis_db, project.user)
+            client.set(f"index-of:{project.name}", project.redis_db or 0)
+    for project in REDIS_PROJECTS:
+        with redis_client(deployed.outputs[f"{project.name}_host_redis_url"]) as client:
+            own = sorted(k.decode() for k in client.scan_iter("index-of:*"))
         assert own == [f"index-of:{project.name}"]
+
+
+def _cmd(client: Any, *args: object) -> Any:
+    """A raw command, as an attacker sends it."""
+    return client.execute_command(*args)
+
+
+def _refused(error: redis.ResponseError) -> bool:
+    """Whether Redis refused the command: by ACL (NOPERM, or an ACL failure inside a script),
+    or because the server's config switches the command off for everyone (DEBUG, MODULE)."""
+    message = str(error)
+    return (
+        isinstance(error, redis.exceptions.NoPermissionError)
+        or "has no permissions to run" in message
+        or "command not allowed" in message
+    )
+
+
+def _attacks(victim: ProjectLine) -> dict[str, Callable[[redis.Redis], object]]:
+    """What a project's credentials try against another project's data."""
+    index = victim.redis_db
+    return {
+        "SELECT its index": lambda c: _cmd(c, "SELECT", index),
+        "SELECT in MULTI": lambda c: _cmd(c.pipeline(), "SELECT", index).execute(),
+        "SELECT in a script": lambda c: c.eval(f"return redis.call('SELECT', '{index}')", 0),
+        "MOVE a key into it": lambda c: _cmd(c, "MOVE", "bait", index),
+        "COPY a key into it": lambda c: _cmd(c, "COPY", "bait", "x", "DB", index),
+        "SWAPDB with it": lambda c: _cmd(c, "SWAPDB", 0, index),
+        "SUBSCRIBE to its channel": lambda c: _cmd(c, "SUBSCRIBE", f"{victim.name}:events"),
+        "PUBLISH on its channel": lambda c: c.publish(f"{victim.name}:events", "x"),
+        "PSUBSCRIBE to every channel": lambda c: _cmd(c, "PSUBSCRIBE", "*"),
+        "kill its connections": lambda c: _cmd(c, "CLIENT", "KILL", "USER", victim.user),
+    }
+
+
+SERVER_ATTACKS: dict[str, Callable[[redis.Redis], object]] = {
+    "FLUSHALL": lambda c: c.flushall(),
+    "CONFIG GET": lambda c: c.config_get("*"),
+    "CONFIG SET maxmemory": lambda c: c.config_set("maxmemory", "1mb"),
+    "ACL LIST": lambda c: c.acl_list(),
+    "ACL SETUSER": lambda c: _cmd(c, "ACL", "SETUSER", "intruder", "on", ">x", "+@all"),
+    "SHUTDOWN NOSAVE": lambda c: _cmd(c, "SHUTDOWN", "NOSAVE"),
+    "DEBUG SLEEP": lambda c: _cmd(c, "DEBUG", "SLEEP", "0"),
+    "MONITOR": lambda c: _cmd(c, "MONITOR"),
+    "SAVE": lambda c: c.save(),
+    "BGSAVE": lambda c: c.bgsave(),
+    "BGREWRITEAOF": lambda c: c.bgrewriteaof(),
+    "REPLICAOF": lambda c: _cmd(c, "REPLICAOF", "127.0.0.1", "1"),
+    "MODULE LOAD": lambda c: _cmd(c, "MODULE", "LOAD", "/tmp/x.so"),
+    "SCRIPT FLUSH": lambda c: c.script_flush(),
+    "SCRIPT KILL": lambda c: c.script_kill(),
+    "FUNCTION FLUSH": lambda c: _cmd(c, "FUNCTION", "FLUSH"),
+    "FUNCTION LOAD": lambda c: _cmd(
+        c, "FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('x', function() end)"
+    ),
+    "CLIENT LIST": lambda c: c.client_list(),
+    "CLIENT KILL": lambda c: _cmd(c, "CLIENT", "KILL", "ADDR", "127.0.0.1:1"),
+    "KEYS": lambda c: c.keys("*"),
+    "PUBSUB CHANNELS": lambda c: _cmd(c, "PUBSUB", "CHANNELS"),
+    "SLOWLOG GET": lambda c: c.slowlog_get(),
+    "LATENCY LATEST": lambda c: _cmd(c, "LATENCY", "LATEST"),
+    "MEMORY STATS": lambda c: _cmd(c, "MEMORY", "STATS"),
+    "MIGRATE": lambda c: _cmd(c, "MIGRATE", "127.0.0.1", 1, "bait", 0, 100),
+}
+
+
+def test_c_no_project_reaches_another_projects_redis_data_or_the_server(
+    deployed: Deployed,
+) -> None:
+    outputs = deployed.outputs
+    for project in REDIS_PROJECTS:  # each project's own data, to be found intact afterwards
+        with redis_client(outputs[f"{project.name}_host_redis_url"]) as client:
+            client.set("treasure", project.name)
+            client.set("bait", "x")
+    held, tried, succeeded = 0, 0, []
+    for attacker in REDIS_PROJECTS:
+        url = outputs[f"{attacker.name}_host_redis_url"]
+        attacks = dict(SERVER_ATTACKS)
+        for victim in REDIS_PROJECTS:
+            if victim != attacker:
+                attacks |= {f"{k} of {victim.name}": v for k, v in _attacks(victim).items()}
+        for name, attack in attacks.items():
+            tried += 1
+            with redis_client(url) as client:
+                try:
+                    attack(client)
+                except redis.ResponseError as error:
+                    if _refused(error):
+                        held += 1
+                    else:
+                        succeeded.append(f"{attacker.name}: {name}: {error}")
+                    continue
+            succeeded.append(f"{attacker.name}: {name}")
+        # Without any SELECT a connection is in database 0, which is no project's.
+        with redis_client(url.rsplit("/", 1)[0] + "/0") as client:
+            tried += 1
+            assert client.client_info()["db"] == 0
+            if client.get("treasure") is None and not list(client.scan_iter("*")):
+                held += 1
+            else:
+                succeeded.append(f"{attacker.name}: read database 0")
+    print(f"Redis attacks held: {held} / {tried}")
+    assert succeeded == [], "\n".join(succeeded)
+    assert held == tried
+    for project in REDIS_PROJECTS:
+        with redis_client(outputs[f"{project.name}_host_redis_url"]) as client:
+            assert client.get("treasure") == project.name.encode()
 
 
 # d. -----------------------------------------------------------------------------------------
@@ -254,6 +379,7 @@ def test_e_adding_a_project_creates_only_its_resources_and_removing_it_in_dev_dr
     deployed: Deployed,
 ) -> None:
     stack = deployed.stack
+    redis_container = container_id(stack.names.redis)
     extra = ProjectLine("newcomer", user="newcomer_user", redis_db=7)
     stack.write_projects([*PROJECTS, extra])
 
@@ -267,10 +393,19 @@ def test_e_adding_a_project_creates_only_its_resources_and_removing_it_in_dev_dr
     url = stack.project_url("newcomer")
     _write_rows(url, "newcomer")
     assert _rows(url) == ROWS
+    redis_url = stack.project_url("newcomer", "host_redis_url")
+    with redis_client(redis_url) as client:
+        client.set("newcomer:key", "v")
 
     stack.write_projects(PROJECTS)
     _, events = stack.up()
     assert set(events.changed().values()) == {"delete"}
+    with redis_client(redis_url) as client, pytest.raises(redis.AuthenticationError):
+        client.ping()
+    with redis_client(deployed.outputs["redis_admin_host_url"]) as admin:
+        assert admin.acl_getuser("newcomer_user") is None
+    # Users come and go without a Redis restart.
+    assert container_id(stack.names.redis) == redis_container
     with connect(deployed.outputs["admin_host_url"]) as admin:
         assert admin.execute(
             "SELECT count(*) FROM pg_database WHERE datname = 'newcomer'"
@@ -310,9 +445,11 @@ def test_g_a_redis_setting_replaces_only_the_redis_container_and_keys_survive(
     stack.up()
     assert container_id(stack.names.postgres) == postgres_before
     assert container_id(stack.names.redis) != redis_before
+    # The project's user came back with the container: it lives in the ACL file on the volume.
     with redis_client(deployed.outputs[f"{project.name}_host_redis_url"]) as client:
         assert client.get("survives-replacement") == b"yes"
-        assert client.config_get("maxmemory")["maxmemory"] == str(128 * 1024 * 1024)
+    with redis_client(deployed.outputs["redis_admin_host_url"]) as admin:
+        assert admin.config_get("maxmemory")["maxmemory"] == str(128 * 1024 * 1024)
 
 
 # h. -----------------------------------------------------------------------------------------
@@ -442,7 +579,8 @@ def test_j_no_password_appears_in_state_inspect_logs_or_engine_output(deployed: 
         for name, value in outputs.items()
         if name.endswith("url") and "@" in str(value)
     }
-    assert len(set(secrets.values())) == len(PROJECTS) + 2  # a password each, admin, Redis
+    # A PostgreSQL and a Redis password per project, and the two admins.
+    assert len(set(secrets.values())) == len(PROJECTS) + len(REDIS_PROJECTS) + 2
 
     stack.preview()  # `pulumi preview --diff`, so its output is among what was printed
     places = {

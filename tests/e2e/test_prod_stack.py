@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 from pulumi import automation as auto
 
 from tests.conftest import ROOT, docker_cli
-from tests.e2e.harness import PASSPHRASE, E2EStack, ProjectLine, connect
+from tests.e2e.harness import PASSPHRASE, E2EStack, ProjectLine, connect, redis_client
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +55,8 @@ def prod(make_stack: Callable[..., E2EStack]) -> E2EStack:
     stack.up()
     with connect(stack.project_url(LEAVING.name)) as conn:
         conn.execute("CREATE TABLE ledger AS SELECT g AS id FROM generate_series(1, 500) g")
+    with redis_client(stack.project_url(LEAVING.name, "host_redis_url")) as client:
+        client.set("session", "kept")
     return stack
 
 
@@ -93,6 +96,7 @@ def test_f_after_the_documented_retire_step_up_forgets_the_project_and_keeps_its
     prod: E2EStack,
 ) -> None:
     legacy_url = prod.project_url(LEAVING.name)
+    legacy_redis_url = prod.project_url(LEAVING.name, "host_redis_url")
     retire = subprocess.run(
         [
             *("make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "retire"),
@@ -118,6 +122,18 @@ def test_f_after_the_documented_retire_step_up_forgets_the_project_and_keeps_its
     assert f"{LEAVING.name}_url" not in prod.outputs()
     with connect(legacy_url) as conn:  # role, password, database and rows all still there
         assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (500,)
+    # Its Redis user is switched off, its keys stay for the project's return.
+    with redis_client(legacy_redis_url) as client, pytest.raises(redis.AuthenticationError):
+        client.ping()
+    with redis_client(prod.outputs()["redis_admin_host_url"]) as admin:
+        user = admin.acl_getuser(LEAVING.user)
+        assert user is not None
+        assert "off" in user["flags"]
+    admin_on_index = (
+        prod.outputs()["redis_admin_host_url"].rsplit("/", 1)[0] + f"/{LEAVING.redis_db}"
+    )
+    with redis_client(admin_on_index) as admin:
+        assert admin.get("session") == b"kept"
 
 
 def test_backups_turn_healthy_and_the_latest_one_restores(prod: E2EStack, tmp_path: Path) -> None:

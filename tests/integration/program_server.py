@@ -1,8 +1,8 @@
 """Run the PostgreSQL and Redis containers exactly as the program configures them.
 
 Without the docker provider plugin (CI machines here cannot have it; the e2e suite runs the real
-one where it is installed), this does what the provider would with the program's own inputs: it
-reads the Container inputs
+one where it is installed), this does what the providers would with the program's own inputs
+(the Redis users through the program's own dynamic provider): it reads the Container inputs
 ``__main__.py`` registers (run under mocks, with test names, ports and the local images), then
 creates each container with the docker CLI the way the provider does: create, upload the
 ``uploads`` as a tar extracted at ``/``, start, and wait for the healthcheck.
@@ -25,6 +25,7 @@ import psycopg
 import pytest
 import redis
 
+from providers.redis_user import _RedisUserProvider
 from tests.conftest import ROOT, docker_cli
 from tests.integration.conftest import Container
 from tests.unit.conftest import MOCK_PASSWORD, ProgramRunner
@@ -60,9 +61,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _program(overrides: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+def _program(
+    overrides: dict[str, Any],
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
     """The Container inputs the program registers (by container name, each image's name in
-    ``image``) and the stack outputs it exports."""
+    ``image``), the inputs of its Redis users, and the stack outputs it exports."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.syspath_prepend(str(ROOT))
         monkeypatch.chdir(ROOT)
@@ -77,7 +80,8 @@ def _program(overrides: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict
     for r in deployment.resources:
         if r.type == "docker:index/container:Container":
             containers[r.inputs["name"]] = {**r.inputs, "image": images[r.inputs["image"]]}
-    return containers, deployment.outputs
+    redis_users = [r.inputs for r in deployment.resources if r.name.endswith("-redis-user")]
+    return containers, redis_users, deployment.outputs
 
 
 def _create_like_the_provider(inputs: dict[str, Any]) -> Container:
@@ -175,10 +179,11 @@ def admin_connection(server: Server, dbname: str = "postgres") -> psycopg.Connec
 
 
 def redis_client(server: Server, index: int = 0) -> redis.Redis:
-    """A client for Redis database ``index`` through the published port, with the password."""
+    """The Redis admin's client for database ``index`` through the published port."""
     return redis.Redis(
         host="127.0.0.1",
         port=server.redis_port,
+        username="dbadmin",
         password=ADMIN_PASSWORD,
         db=index,
         socket_timeout=5,
@@ -199,7 +204,7 @@ def program_server(
         "backup": f"dbs-test-backup-{suffix}",
     }
     postgres_port, redis_port = _free_port(), _free_port()
-    inputs, outputs = _program(
+    inputs, redis_users, outputs = _program(
         {
             "db-server:network": {"name": names["network"], "create": True},
             "db-server:postgres": {
@@ -240,6 +245,9 @@ def program_server(
         ) as first:
             logged_in = first.execute("SELECT 1").fetchone() == (1,)
         _wait_healthy(redis_container)
+        # The projects' Redis users, made by the program's own dynamic provider.
+        for user in redis_users:
+            _RedisUserProvider().create(user)
         backup = (
             _create_like_the_provider(inputs[names["backup"]])
             if backup_interval_s is not None

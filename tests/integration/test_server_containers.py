@@ -123,17 +123,40 @@ def test_ports_are_published_on_loopback_only(server: Server) -> None:
     assert '"HostIp":""' not in bindings
 
 
-def test_redis_requires_the_password_and_serves_every_index(server: Server) -> None:
+def test_redis_has_no_default_user_and_the_admin_serves_every_index(server: Server) -> None:
     with (
         redis.Redis(host="127.0.0.1", port=server.redis_port, socket_timeout=5) as anonymous,
         pytest.raises(redis.exceptions.AuthenticationError),
     ):
         anonymous.ping()
 
-    for index in (0, 15):
+    for index in (0, 255):
         with redis_client(server, index) as client:
             client.set("who", f"index-{index}")
             assert client.get("who") == f"index-{index}".encode()
+
+
+def test_the_acl_file_on_the_volume_keeps_project_users_over_a_restart(server: Server) -> None:
+    """Users that ACL SAVE wrote come back; the server's own lines are rewritten at start."""
+    url = server.outputs["project2_db_host_redis_url"]
+    with redis.Redis.from_url(url, socket_timeout=5) as client:
+        client.set("before-restart", "1")
+    docker_cli("restart", "--time", "30", server.redis.name, timeout=90)
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with redis.Redis.from_url(url, socket_timeout=5) as client:
+                assert client.get("before-restart") == b"1"
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    acl = server.redis.exec("cat", "/data/users.acl")
+    assert acl.splitlines()[0].startswith("user default off")
+    assert [line.split()[1] for line in acl.splitlines()].count("dbadmin") == 1
+    assert "user project2_user on" in acl
+    assert ADMIN_PASSWORD not in acl  # hashes only
 
 
 def test_redis_runs_the_programs_config(server: Server) -> None:
@@ -143,7 +166,8 @@ def test_redis_runs_the_programs_config(server: Server) -> None:
     assert config["dir"] == "/data"
     assert config["maxmemory"] == str(256 * 1024 * 1024)
     assert config["maxmemory-policy"] == "volatile-lru"
-    assert config["databases"] == "16"
+    assert config["databases"] == "256"
+    assert config["aclfile"] == "/data/users.acl"
 
 
 def test_the_network_urls_work_from_a_container_on_the_network(
@@ -151,7 +175,7 @@ def test_the_network_urls_work_from_a_container_on_the_network(
 ) -> None:
     """What a project's container does with the exported URLs (host = container name)."""
     admin_url = server.outputs["admin_url"].replace("postgresql+psycopg://", "postgresql://")
-    redis_url = server.outputs["crypto_ai_agent_redis_url"]
+    redis_url = server.outputs["crypto_ai_agent_redis_url"]  # the project's own user
 
     def on_network(image: str, *command: str) -> str:
         # The URL travels in the environment, not in this test's own command line.

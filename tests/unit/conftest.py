@@ -75,6 +75,8 @@ class _Mocks(pulumi.runtime.Mocks):
             outputs["imageId"] = f"sha256:{args.name}"
         if args.name.endswith("-ready"):  # a ServerReady: what its provider's create returns
             outputs = server_ready_outputs(outputs)
+        if args.name.endswith("-redis-user"):  # a RedisUser's id is its name
+            return args.inputs["username"], outputs
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
@@ -203,7 +205,7 @@ class ProgramRunner:
 
 
 DESIGN_PROJECTS = [
-    projects.Project("crypto_ai_agent", user="crypto", redis_db=0),
+    projects.Project("crypto_ai_agent", user="crypto", redis_db=3),
     projects.Project("project2_db", user="project2_user", redis_db=1),
     projects.Project("project3_db", user="project3_user", redis_db=2),
 ]

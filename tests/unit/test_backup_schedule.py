@@ -66,7 +66,8 @@ def test_the_container_runs_the_repositorys_scripts_and_keeps_passwords_out_of_s
         == (ROOT / "scripts" / "lib" / "common.sh").read_text()
     )
     assert uploads["/run/secrets/pgpass"] == f"db-server-postgres:5432:*:dbadmin:{MOCK_PASSWORD}\n"
-    assert uploads["/run/secrets/redis_password"] == MOCK_PASSWORD
+    assert uploads["/run/secrets/redis_admin_password"] == MOCK_PASSWORD
+    assert _envs(backup)["DB_SERVER_REDIS_USER"] == "dbadmin"  # BGSAVE is the admin's
     assert "uploads" in backup.secret_inputs
     assert "uploads" in backup.additional_secret_outputs
     visible = " ".join(backup.inputs["envs"] + backup.inputs["entrypoints"])

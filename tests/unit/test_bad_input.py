@@ -10,8 +10,9 @@ from settings import InvalidInputError
 from tests.unit.conftest import ProgramRunner
 
 GOOD = [
-    Project("crypto_ai_agent", user="crypto", redis_db=0),
+    Project("crypto_ai_agent", user="crypto", redis_db=3),
     Project("project2_db", user="project2_user", redis_db=1),
+    Project("no_redis", user="no_redis_user"),
 ]
 
 
@@ -97,20 +98,31 @@ def _fails_before_registering(
             "project 'dbadmin': field 'name': 'dbadmin' is reserved",
         ),
         (
-            Project("shop", user="shop", redis_db=16),
-            "project 'shop': field 'redis_db': must be in 0-15, got 16",
+            Project("shop", user="shop", redis_db=256),
+            "project 'shop': field 'redis_db': must be in 1-255 (db-server:redis.databases is "
+            "256), got 256",
         ),
         (
             Project("shop", user="shop", redis_db=-1),
-            "project 'shop': field 'redis_db': must be in 0-15, got -1",
+            "project 'shop': field 'redis_db': must be in 1-255 (db-server:redis.databases is "
+            "256), got -1",
+        ),
+        (
+            Project("shop", user="shop", redis_db=0),
+            "project 'shop': field 'redis_db': 0 is no project's: every Redis connection starts "
+            "there before it selects its index, so every project could reach it; use 1-255",
+        ),
+        (
+            Project("shop", user="default", redis_db=5),
+            "project 'shop': field 'user': 'default' is reserved by PostgreSQL or this server",
         ),
         (
             Project("shop", user="shop", redis_db="3"),  # type: ignore[arg-type]
-            "project 'shop': field 'redis_db': must be an integer, got '3'",
+            "project 'shop': field 'redis_db': must be an integer or None, got '3'",
         ),
         (
             Project("shop", user="shop", redis_db=True),
-            "project 'shop': field 'redis_db': must be an integer, got True",
+            "project 'shop': field 'redis_db': must be an integer or None, got True",
         ),
         (
             Project("shop", user="shop", redis_db=5, connection_limit=0),
@@ -174,6 +186,16 @@ def test_a_clash_names_both_projects(
     assert message in error.problems
 
 
+def test_projects_without_redis_share_no_index(
+    run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(projects, "PROJECTS", [*GOOD, Project("second", user="second_user")])
+
+    deployment = run_program("dev")
+    assert "second_url" in deployment.outputs
+    assert "second_redis_url" not in deployment.outputs
+
+
 def test_every_problem_is_reported_at_once(
     run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,12 +205,14 @@ def test_every_problem_is_reported_at_once(
         [*GOOD, Project("Bad-Name", user="pg_x", redis_db=99)],
     )
 
-    error = _fails_before_registering(run_program)
+    # The index range comes from the stack's Redis settings.
+    error = _fails_before_registering(run_program, {"db-server:redis": {"databases": 16}})
     assert error.problems == [
         "project 'Bad-Name': field 'name': 'Bad-Name' is not a lowercase identifier "
         "([a-z_][a-z0-9_]*)",
         "project 'Bad-Name': field 'user': 'pg_x' is reserved by PostgreSQL or this server",
-        "project 'Bad-Name': field 'redis_db': must be in 0-15, got 99",
+        "project 'Bad-Name': field 'redis_db': must be in 1-15 (db-server:redis.databases is "
+        "16), got 99",
     ]
 
 

@@ -8,6 +8,7 @@ import yaml
 
 import projects
 from components.healthcheck import go_duration
+from components.redis_acl import server_acl
 from components.scram import scram_sha256_verifier
 from projects import Project
 from settings import ADMIN_ROLE, load_settings
@@ -28,7 +29,7 @@ DATABASE = "postgresql:index/database:Database"
 GRANT = "postgresql:index/grant:Grant"
 PASSWORD = "random:index/randomPassword:RandomPassword"
 PROJECT = "db-server:project_database:ProjectDatabase"
-READY = "pulumi-python:dynamic:Resource"
+DYNAMIC = "pulumi-python:dynamic:Resource"
 READY_TYPE_PATH = "db-server:database_server:DatabaseServer$pulumi-python:dynamic:Resource"
 
 URL_SUFFIXES = ("_url", "_host_url", "_redis_url", "_host_redis_url")
@@ -65,6 +66,8 @@ def test_every_project_gets_its_own_role_database_password_and_revoke(
             f"{project.name}-role": ROLE,
             f"{project.name}-database": DATABASE,
             f"{project.name}-revoke-public": GRANT,
+            f"{project.name}-redis-password": PASSWORD,
+            f"{project.name}-redis-user": DYNAMIC,
         }
         role = deployment.named(f"{project.name}-role").inputs
         assert role["name"] == project.user
@@ -237,10 +240,10 @@ def test_up_waits_for_a_login_to_each_new_server(
     deployment = run_program(stack_name)
     ports = {"dev": (15432, 16379), "prod": (5432, 6379)}[stack_name]
 
-    readies = {r.name: r for r in deployment.of_type(READY)}
+    readies = {r.name: r for r in deployment.of_type(DYNAMIC) if r.name.endswith("-ready")}
     assert set(readies) == {"db-server-postgres-ready", "db-server-redis-ready"}
     for (kind, user), port in zip(
-        (("postgres", ADMIN_ROLE), ("redis", "default")), ports, strict=True
+        (("postgres", ADMIN_ROLE), ("redis", ADMIN_ROLE)), ports, strict=True
     ):
         ready = readies[f"db-server-{kind}-ready"]
         assert ready.inputs["kind"] == kind
@@ -296,24 +299,35 @@ def test_postgres_healthcheck_runs_sql_over_tcp(run_program: ProgramRunner) -> N
     assert "pg_isready" not in command
 
 
-def test_redis_requires_a_password_and_keeps_an_append_only_file(
+def test_redis_has_no_default_user_and_keeps_an_append_only_file(
     run_program: ProgramRunner, stack_name: str
 ) -> None:
     deployment = run_program(stack_name)
     settings = load_settings(_FakeConfig(stack_config(stack_name))).redis  # type: ignore[arg-type]
 
     redis = deployment.named("db-server-redis")
-    (upload,) = redis.inputs["uploads"]
+    uploads = {u["file"]: u["content"] for u in redis.inputs["uploads"]}
     config = dict(
-        line.split(" ", 1) for line in upload["content"].splitlines() if not line.startswith("#")
+        line.split(" ", 1)
+        for line in uploads["/usr/local/etc/redis/redis.conf"].splitlines()
+        if not line.startswith("#")
     )
-    assert config["requirepass"] == MOCK_PASSWORD
+    assert "requirepass" not in config
+    assert config["aclfile"] == "/data/users.acl"  # on the volume, with the data
+    assert config["databases"] == "256"
     assert config["appendonly"] == "yes"
     assert config["dir"] == "/data"
     assert config["appendfsync"] == settings.appendfsync
     assert config["maxmemory"] == settings.maxmemory
     assert config["maxmemory-policy"] == settings.maxmemory_policy
-    assert redis.inputs["command"] == ["redis-server", upload["file"]]
+    # The server's own users: `default` off, the admin with a SHA-256 of its password only.
+    assert uploads["/usr/local/etc/redis/server.acl"] == server_acl("dbadmin", MOCK_PASSWORD)
+    assert MOCK_PASSWORD not in uploads["/usr/local/etc/redis/server.acl"]
+    assert uploads["/run/secrets/redis_admin_password"] == MOCK_PASSWORD
+    command = redis.inputs["command"]
+    assert command[:2] == ["sh", "-c"]
+    assert command[-1] == "/data"
+    assert "exec docker-entrypoint.sh redis-server /usr/local/etc/redis/redis.conf" in command[2]
 
 
 def test_no_secret_reaches_docker_inspect_and_uploads_stay_secret(
@@ -341,7 +355,7 @@ def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
     deployment = run_program("prod")
     encoded = "pw%23%25%5E%2B%3D~%21%2A.-_x"
 
-    expected = {"admin_url", "admin_host_url"} | {
+    expected = {"admin_url", "admin_host_url", "redis_admin_url", "redis_admin_host_url"} | {
         f"{p.name}{suffix}" for p in projects.PROJECTS for suffix in URL_SUFFIXES
     }
     assert expected <= set(deployment.outputs)
@@ -355,8 +369,14 @@ def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
     assert outputs["crypto_ai_agent_host_url"] == (
         f"postgresql+psycopg://crypto:{encoded}@127.0.0.1:5432/crypto_ai_agent"
     )
-    assert outputs["project2_db_redis_url"] == f"redis://default:{encoded}@db-server-redis:6379/1"
-    assert outputs["project3_db_host_redis_url"] == f"redis://default:{encoded}@127.0.0.1:6379/2"
+    # Each project's own Redis user (its role's name) on its own index.
+    assert outputs["project2_db_redis_url"] == (
+        f"redis://project2_user:{encoded}@db-server-redis:6379/1"
+    )
+    assert outputs["project3_db_host_redis_url"] == (
+        f"redis://project3_user:{encoded}@127.0.0.1:6379/2"
+    )
+    assert outputs["redis_admin_host_url"] == f"redis://dbadmin:{encoded}@127.0.0.1:6379/0"
     assert (
         outputs["admin_host_url"]
         == f"postgresql+psycopg://dbadmin:{encoded}@127.0.0.1:5432/postgres"
@@ -371,7 +391,7 @@ def test_summary_names_projects_indexes_and_containers(run_program: ProgramRunne
         "postgres": {"container": "db-server-postgres", "host_port": 5432},
         "redis": {"container": "db-server-redis", "host_port": 6379},
         "projects": {
-            "crypto_ai_agent": {"database": "crypto_ai_agent", "user": "crypto", "redis_db": 0},
+            "crypto_ai_agent": {"database": "crypto_ai_agent", "user": "crypto", "redis_db": 3},
             "project2_db": {"database": "project2_db", "user": "project2_user", "redis_db": 1},
             "project3_db": {"database": "project3_db", "user": "project3_user", "redis_db": 2},
         },
@@ -474,7 +494,7 @@ def test_adding_a_project_adds_only_that_projects_resources(
     run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before = {(r.type, r.name) for r in run_program("dev").resources}
-    extra = Project("analytics", user="analytics_user", redis_db=3)
+    extra = Project("analytics", user="analytics_user", redis_db=4)
     monkeypatch.setattr(projects, "PROJECTS", [*projects.PROJECTS, extra])
     deployment = run_program("dev")
     after = {(r.type, r.name) for r in deployment.resources}
@@ -486,9 +506,11 @@ def test_adding_a_project_adds_only_that_projects_resources(
         (ROLE, "analytics-role"),
         (DATABASE, "analytics-database"),
         (GRANT, "analytics-revoke-public"),
+        (PASSWORD, "analytics-redis-password"),
+        (DYNAMIC, "analytics-redis-user"),
     }
     assert before <= after
-    assert deployment.outputs["analytics_redis_url"].endswith("@db-server-dev-redis:6379/3")
+    assert deployment.outputs["analytics_redis_url"].endswith("@db-server-dev-redis:6379/4")
 
 
 def test_stack_settings_non_default_ports_reach_urls_and_provider(

@@ -45,11 +45,11 @@ def test_requirements_pin_the_sdks_to_the_plugins_ci_builds() -> None:
 def test_projects_py_lists_the_design_projects_and_runs() -> None:
     listed = _real_projects()
     assert [(p.name, p.user, p.redis_db) for p in listed[:3]] == [
-        ("crypto_ai_agent", "crypto", 0),
+        ("crypto_ai_agent", "crypto", 3),
         ("project2_db", "project2_user", 1),
         ("project3_db", "project3_user", 2),
     ]
-    validate_projects(listed)  # whatever a user added must pass too
+    validate_projects(listed, RedisSettings().databases)  # whatever a user added must pass too
     with pytest.raises(dataclasses.FrozenInstanceError):
         listed[0].redis_db = 9  # type: ignore[misc]
     assert Project("x", user="y", redis_db=3).connection_limit == 20

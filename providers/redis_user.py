@@ -1,0 +1,151 @@
+"""A project's Redis ACL user, managed live through the ``redis`` package: no restart.
+
+Each change is ``ACL SETUSER`` followed by ``ACL SAVE``, which writes the server's ACL file on its
+data volume, so users outlive restarts and container replacement. Removing a project deletes its
+user, or, where the stack keeps what a removed project leaves (prod), switches it off and drops
+its password, so the project can come back later under the same name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import redis
+from pulumi.dynamic import (
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from components.redis_acl import password_hash
+
+# A new name is a new user; anything else is applied to the user in place.
+_REPLACE_ON = ("username",)
+_COMPARED = (*_REPLACE_ON, "rules", "password", "on_delete")
+
+
+def _admin(props: dict[str, Any]) -> redis.Redis:
+    return redis.Redis(
+        host=props["host"],
+        port=int(props["port"]),
+        username=props["admin_user"],
+        password=props["admin_password"],
+        socket_timeout=10,
+        socket_connect_timeout=10,
+        retry=Retry(NoBackoff(), retries=0),
+    )
+
+
+def _apply(props: dict[str, Any]) -> None:
+    with _admin(props) as admin:
+        admin.execute_command(
+            "ACL",
+            "SETUSER",
+            props["username"],
+            "reset",
+            "on",
+            password_hash(props["password"]),
+            *props["rules"],
+        )
+        admin.execute_command("ACL", "SAVE")
+
+
+class _RedisUserProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        _apply(props)
+        return CreateResult(id_=props["username"], outs=props)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [key for key in _COMPARED if olds.get(key) != news.get(key)]
+        return DiffResult(
+            changes=bool(changed),
+            replaces=[key for key in changed if key in _REPLACE_ON],
+            delete_before_replace=True,
+        )
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        _apply(news)
+        return UpdateResult(outs=news)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            with _admin(props) as admin:
+                exists = admin.acl_getuser(id_) is not None
+        except redis.ConnectionError:
+            # Redis is down: nothing to tell. `make repair` reads again once Redis is back,
+            # in program order; its preview must get past this.
+            return ReadResult(id_, props)
+        # Gone (a volume restored without it, a user deleted by hand): the next update
+        # creates it again.
+        return ReadResult(id_, props) if exists else ReadResult("", {})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        with _admin(props) as admin:
+            if props["on_delete"] == "delete":
+                admin.acl_deluser(id_)
+            else:
+                admin.execute_command("ACL", "SETUSER", id_, "off", "resetpass")
+                # Switching a user off leaves its open connections; these end now.
+                admin.execute_command("CLIENT", "KILL", "USER", id_)
+            admin.execute_command("ACL", "SAVE")
+
+
+@dataclass
+class RedisUserArgs:
+    """Inputs of a ``RedisUser``."""
+
+    username: str
+    """The user's name: the project's PostgreSQL role name, so one name means one project."""
+
+    password: pulumi.Input[str]
+    """Its password (secret); Redis receives only its SHA-256."""
+
+    rules: list[str]
+    """ACL rules besides the password (``components/redis_acl.py``)."""
+
+    on_delete: str
+    """``delete`` the user when the project leaves, or ``disable`` it (keeps it for a return)."""
+
+    host: pulumi.Input[str]
+    """Where the Docker host reaches Redis (known once Redis takes logins)."""
+
+    port: pulumi.Input[int]
+    """Redis's port on ``host``."""
+
+    admin_user: str
+    """The Redis admin user the changes are made as."""
+
+    admin_password: pulumi.Input[str]
+    """Its password (secret)."""
+
+
+class RedisUser(pulumi.dynamic.Resource):
+    """A Redis ACL user, kept in the server's ACL file."""
+
+    def __init__(
+        self, name: str, args: RedisUserArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(
+            _RedisUserProvider(),
+            name,
+            {
+                "username": args.username,
+                "password": pulumi.Output.secret(args.password),
+                "rules": args.rules,
+                "on_delete": args.on_delete,
+                "host": args.host,
+                "port": args.port,
+                "admin_user": args.admin_user,
+                "admin_password": pulumi.Output.secret(args.admin_password),
+            },
+            pulumi.ResourceOptions.merge(
+                opts,
+                pulumi.ResourceOptions(additional_secret_outputs=["password", "admin_password"]),
+            ),
+        )

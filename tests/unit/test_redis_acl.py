@@ -1,0 +1,141 @@
+"""Each project's Redis user: what its ACL allows and denies, and how it comes and goes."""
+
+import hashlib
+import socket
+
+import pytest
+
+import projects
+from components.redis_acl import password_hash, project_rules, server_acl
+from projects import Project
+from providers.redis_user import _RedisUserProvider
+from tests.unit.conftest import MOCK_PASSWORD, ProgramRunner
+
+DYNAMIC = "pulumi-python:dynamic:Resource"
+
+
+def _position(rules: list[str], rule: str) -> int:
+    return rules.index(rule)
+
+
+def test_a_project_may_select_only_its_own_index() -> None:
+    rules = project_rules("shop", 7)
+
+    # Rules apply left to right: SELECT is taken away, then allowed for index 7 alone.
+    assert _position(rules, "-select") < _position(rules, "+select|7")
+    assert [r for r in rules if "select" in r] == ["-select", "+select|7"]
+
+
+@pytest.mark.parametrize(
+    "denied",
+    # Reaching across indexes, and the server-wide or dangerous commands.
+    [
+        *("move", "copy", "swapdb", "migrate", "client", "function", "pubsub", "memory"),
+        *("script|flush", "script|kill"),
+    ],
+)
+def test_commands_that_reach_other_projects_are_denied(denied: str) -> None:
+    rules = project_rules("shop", 7)
+
+    assert f"-{denied}" in rules
+    assert f"+{denied}" not in rules
+
+
+def test_admin_and_dangerous_categories_go_after_the_data_categories() -> None:
+    rules = project_rules("shop", 7)
+
+    assert rules.index("-@all") < rules.index("+@read") < rules.index("-@admin")
+    assert rules.index("+@write") < rules.index("-@dangerous")
+    # FLUSHDB (own index) and INFO (statistics) come back on purpose; FLUSHALL, KEYS, CONFIG do
+    # not: they are in @dangerous and never allowed again.
+    assert rules.index("-@dangerous") < rules.index("+flushdb")
+    for command in ("flushall", "keys", "config", "acl", "shutdown", "debug", "monitor"):
+        assert f"+{command}" not in rules
+
+
+def test_keys_are_any_name_and_channels_the_projects_own() -> None:
+    rules = project_rules("shop", 7)
+
+    assert rules[:4] == ["resetkeys", "~*", "resetchannels", "&shop:*"]
+
+
+def test_redis_receives_only_a_hash_of_a_password() -> None:
+    assert password_hash("s3cret") == "#" + hashlib.sha256(b"s3cret").hexdigest()
+    lines = server_acl("dbadmin", "s3cret").splitlines()
+    assert lines == [
+        "user default off resetpass resetkeys resetchannels -@all",
+        f"user dbadmin on {password_hash('s3cret')} ~* &* +@all",
+    ]
+
+
+@pytest.mark.parametrize(("stack_name", "on_delete"), [("dev", "delete"), ("prod", "disable")])
+def test_every_redis_project_gets_its_own_user(
+    run_program: ProgramRunner, stack_name: str, on_delete: str
+) -> None:
+    deployment = run_program(stack_name)
+
+    for project in projects.PROJECTS:
+        user = deployment.named(f"{project.name}-redis-user")
+        assert user.type == DYNAMIC
+        assert user.inputs["username"] == project.user
+        assert user.inputs["rules"] == project_rules(project.name, project.redis_db or 0)
+        # Removed from projects.py: gone in dev; in prod switched off, to come back later.
+        assert user.inputs["on_delete"] == on_delete
+        assert user.protect is (stack_name == "prod")
+        assert {"password", "admin_password"} <= user.secret_inputs
+        assert {"password", "admin_password"} <= set(user.additional_secret_outputs)
+        assert user.inputs["admin_user"] == "dbadmin"
+        assert user.inputs["admin_password"] == MOCK_PASSWORD
+        # Managed through the published port, once Redis takes logins.
+        assert user.inputs["host"] == "127.0.0.1"
+        assert any(dep.endswith("::db-server-redis-ready") for dep in user.dependencies)
+
+
+def test_a_project_without_redis_gets_no_user_index_or_url(
+    run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        projects, "PROJECTS", [*projects.PROJECTS, Project("reports", user="reports_user")]
+    )
+
+    deployment = run_program("dev")
+
+    names = {r.name for r in deployment.resources}
+    assert "reports-role" in names
+    assert not {"reports-redis-user", "reports-redis-password"} & names
+    assert {k for k in deployment.outputs if k.startswith("reports_")} == {
+        "reports_url",
+        "reports_host_url",
+    }
+    assert deployment.outputs["summary"]["projects"]["reports"]["redis_db"] is None
+
+
+def test_a_hundred_projects_some_with_redis_deploy_under_mocks(
+    run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = [
+        Project(f"app{i:03}", user=f"app{i:03}_user", redis_db=i if i % 3 == 0 else None)
+        for i in range(1, 101)
+    ]
+    monkeypatch.setattr(projects, "PROJECTS", many)
+
+    deployment = run_program("prod")
+
+    users = [r for r in deployment.of_type(DYNAMIC) if r.name.endswith("-redis-user")]
+    assert len(users) == 33
+    assert len(deployment.of_type("postgresql:index/role:Role")) == 100
+    assert deployment.outputs["app099_redis_url"].endswith("@db-server-redis:6379/99")
+    assert "app100_redis_url" not in deployment.outputs
+
+
+def test_a_refresh_while_redis_is_down_keeps_the_user_as_it_is() -> None:
+    """`make repair` previews with Redis gone, and reads again once Redis is back."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = int(probe.getsockname()[1])
+    props = {"host": "127.0.0.1", "port": closed, "admin_user": "dbadmin"}
+    props |= {"admin_password": "x", "username": "shop_user"}
+
+    read = _RedisUserProvider().read("shop_user", props)
+
+    assert (read.id, read.outs) == ("shop_user", props)
