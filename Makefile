@@ -4,7 +4,7 @@ VENV := venv
 PYTHON := $(VENV)/bin/python
 PULUMI := pulumi --stack $(STACK)
 
-.PHONY: install test unit lint preview up repair destroy retire outputs
+.PHONY: install test unit lint bench preview up repair destroy retire outputs
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -20,6 +20,11 @@ test: install
 ## Unit tests only: seconds, no Docker, no Pulumi CLI.
 unit: install
 	$(PYTHON) -m pytest tests/unit
+
+## Deploy speed next to doing it by hand, with the real providers: make bench [N="1 3"]
+N ?= 1 3 16 100
+bench: install
+	$(PYTHON) bench/bench.py --n "$(N)"
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -33,6 +33,7 @@ for project in projects.PROJECTS:
         project.name,
         ProjectDatabaseArgs(
             project=project,
+            postgres_provider=server.postgres_provider,
             postgres_host=settings.postgres.container_name,
             postgres_host_port=settings.postgres.host_port,
             redis_host=settings.redis.container_name,
@@ -43,9 +44,7 @@ for project in projects.PROJECTS:
             protect=settings.protection.protect,
             retain_on_delete=settings.protection.retain_on_delete,
         ),
-        opts=pulumi.ResourceOptions(
-            providers=[server.postgres_provider], deleted_with=server.postgres_volume
-        ),
+        opts=pulumi.ResourceOptions(deleted_with=server.postgres_volume),
     )
     for suffix, url in database.urls.items():
         pulumi.export(f"{project.name}_{suffix}", url)

@@ -12,6 +12,7 @@ from components.healthcheck import shell_healthcheck
 from components.redis_acl import server_acl
 from components.urls import postgres_url, redis_url
 from components.volume_guard import volume_guard
+from providers.network_ready import NetworkReady
 from providers.server_ready import ServerReady, ServerReadyArgs
 from settings import (
     ADMIN_ROLE,
@@ -167,17 +168,8 @@ class DatabaseServer(pulumi.ComponentResource):
             hooks=volume_guard(name, args.protection.adopt_existing_volumes),
         )
 
-        if args.network.create:
-            # Shared with nginx and the projects' containers: guarded like the data.
-            network = docker.Network(f"{name}-network", name=args.network.name, opts=data)
-            self.network_name = network.name
-        else:
-            self.network_name = pulumi.Output.from_input(args.network.name)
-
-        pg_volume = docker.Volume(f"{name}-pgdata", name=args.postgres.volume, opts=volume_opts)
-        self.postgres_volume = pg_volume
-        redis_volume = docker.Volume(f"{name}-redisdata", name=args.redis.volume, opts=volume_opts)
-
+        # First in the program: the containers wait for these, and the engine starts the
+        # random provider when it sees the first of them.
         # Wrapped explicitly: the engine marks RandomPassword results secret, but every value
         # derived from a password must stay secret whatever a provider's schema says.
         admin_password: pulumi.Output[str] = pulumi.Output.secret(
@@ -197,6 +189,19 @@ class DatabaseServer(pulumi.ComponentResource):
                 f"{name}-redis-password", length=48, special=False, opts=child
             ).result
         )
+
+        if args.network.create:
+            # Shared with nginx and the projects' containers: guarded like the data.
+            docker.Network(f"{name}-network", name=args.network.name, opts=data)
+            self.network_name = NetworkReady(
+                f"{name}-network-ready", args.network.name, opts=child
+            ).ready_name
+        else:
+            self.network_name = pulumi.Output.from_input(args.network.name)
+
+        pg_volume = docker.Volume(f"{name}-pgdata", name=args.postgres.volume, opts=volume_opts)
+        self.postgres_volume = pg_volume
+        redis_volume = docker.Volume(f"{name}-redisdata", name=args.redis.volume, opts=volume_opts)
 
         postgres = self._postgres_container(name, args.postgres, pg_volume, admin_password)
         redis = self._redis_container(name, args.redis, redis_volume)

@@ -27,6 +27,10 @@ class ProjectDatabaseArgs:
     project: Project
     """The validated project entry from ``projects.py``."""
 
+    postgres_provider: postgresql.Provider
+    """The server's admin provider. Only the SQL objects wait for it (a provider passed in the
+    component's options would hold back every child, the passwords too, until the server is up)."""
+
     postgres_host: pulumi.Input[str]
     """PostgreSQL's host name on the Docker network (its container name)."""
 
@@ -62,8 +66,8 @@ class ProjectDatabase(pulumi.ComponentResource):
     The role can log in and nothing more: no superuser, CREATEDB, CREATEROLE or REPLICATION.
     CONNECT and TEMPORARY are revoked from PUBLIC on the database, so only its owner (and the
     admin) can connect. A project with a Redis index gets a Redis user of its own that may select
-    only that index (components/redis_acl.py). Give it a provider for the server through
-    ``opts.providers``, and the server's data volume through ``opts.deleted_with``.
+    only that index (components/redis_acl.py). Give it the server's data volume through
+    ``opts.deleted_with``.
     """
 
     url: pulumi.Output[str]
@@ -93,6 +97,7 @@ class ProjectDatabase(pulumi.ComponentResource):
         deleted_with = opts.deleted_with if opts is not None else None
         data = pulumi.ResourceOptions(
             parent=self,
+            provider=args.postgres_provider,
             protect=args.protect,
             retain_on_delete=args.retain_on_delete,
             deleted_with=deleted_with,
@@ -146,7 +151,9 @@ class ProjectDatabase(pulumi.ComponentResource):
             role="public",
             object_type="database",
             privileges=[],
-            opts=pulumi.ResourceOptions(parent=self, deleted_with=deleted_with),
+            opts=pulumi.ResourceOptions(
+                parent=self, provider=args.postgres_provider, deleted_with=deleted_with
+            ),
         )
 
         self.url = postgres_url(

@@ -9,10 +9,9 @@ its password, so the project can come back later under the same name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pulumi
-import redis
 from pulumi.dynamic import (
     CreateResult,
     DiffResult,
@@ -20,18 +19,24 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from components.redis_acl import password_hash
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 # A new name is a new user; anything else is applied to the user in place.
 _REPLACE_ON = ("username",)
 _COMPARED = (*_REPLACE_ON, "rules", "password", "on_delete")
 
 
-def _admin(props: dict[str, Any]) -> redis.Redis:
-    return redis.Redis(
+def _admin(props: dict[str, Any]) -> Redis:
+    # Imported here: the provider process needs redis, the program does not.
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Redis(
         host=props["host"],
         port=int(props["port"]),
         username=props["admin_user"],
@@ -74,6 +79,8 @@ class _RedisUserProvider(ResourceProvider):
         return UpdateResult(outs=news)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        import redis
+
         try:
             with _admin(props) as admin:
                 exists = admin.acl_getuser(id_) is not None

@@ -21,9 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import pulumi
-import redis
 from pulumi.dynamic import (
     CreateResult,
     DiffResult,
@@ -31,8 +29,6 @@ from pulumi.dynamic import (
     ResourceProvider,
     UpdateResult,
 )
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 POLL_SECONDS = 0.05
 """Time between two login attempts."""
@@ -51,20 +47,38 @@ class ServerNotReadyError(Exception):
     """The server did not accept a login in time, or refused it for good."""
 
 
+class _LoginFailedError(Exception):
+    """One login that did not work; ``fatal`` when waiting cannot make it work."""
+
+    def __init__(self, error: Exception, *, fatal: bool) -> None:
+        super().__init__(str(error))
+        self.fatal = fatal
+
+
 def _postgres_login(props: dict[str, Any]) -> None:
-    with psycopg.connect(
-        host=props["host"],
-        port=int(props["port"]),
-        user=props["user"],
-        password=props["password"],
-        dbname="postgres",
-        connect_timeout=2,
-        autocommit=True,
-    ) as conn:
-        conn.execute("SELECT 1")
+    import psycopg  # here: the provider process needs it, the program does not
+
+    try:
+        with psycopg.connect(
+            host=props["host"],
+            port=int(props["port"]),
+            user=props["user"],
+            password=props["password"],
+            dbname="postgres",
+            connect_timeout=2,
+            autocommit=True,
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        fatal = any(message in str(error) for message in _FATAL_POSTGRES_MESSAGES)
+        raise _LoginFailedError(error, fatal=fatal) from None
 
 
 def _redis_login(props: dict[str, Any]) -> None:
+    import redis  # here: the provider process needs it, the program does not
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     client = redis.Redis(
         host=props["host"],
         port=int(props["port"]),
@@ -77,25 +91,24 @@ def _redis_login(props: dict[str, Any]) -> None:
     )
     try:
         client.ping()
+    except redis.RedisError as error:
+        raise _LoginFailedError(error, fatal=isinstance(error, redis.AuthenticationError)) from None
     finally:
         client.close()
 
 
-def _fatal(error: Exception) -> bool:
-    if isinstance(error, psycopg.OperationalError):
-        return any(message in str(error) for message in _FATAL_POSTGRES_MESSAGES)
-    return isinstance(error, redis.AuthenticationError)
-
-
 def _login(props: dict[str, Any]) -> None:
-    (_postgres_login if props["kind"] == "postgres" else _redis_login)(props)
+    try:
+        (_postgres_login if props["kind"] == "postgres" else _redis_login)(props)
+    except OSError as error:
+        raise _LoginFailedError(error, fatal=False) from None
 
 
 def is_ready(props: dict[str, Any]) -> bool:
     """Whether one login works right now."""
     try:
         _login(props)
-    except (psycopg.Error, redis.RedisError, OSError):
+    except _LoginFailedError:
         return False
     return True
 
@@ -112,8 +125,8 @@ def wait_until_ready(props: dict[str, Any]) -> None:
         try:
             _login(props)
             return
-        except (psycopg.Error, redis.RedisError, OSError) as error:
-            if _fatal(error):
+        except _LoginFailedError as error:
+            if error.fatal:
                 raise ServerNotReadyError(
                     f"{where} refuses {props['user']}'s login: {error}. The data volume may have "
                     "been initialised with another admin password (see README, Data safety)."

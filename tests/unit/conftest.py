@@ -73,7 +73,10 @@ class _Mocks(pulumi.runtime.Mocks):
             outputs["b64Std"] = MOCK_SALT_B64
         if args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = f"sha256:{args.name}"
-        if args.name.endswith("-ready"):  # a ServerReady: what its provider's create returns
+        # What the dynamic providers' creates return.
+        if args.name.endswith("-network-ready"):
+            outputs["ready_name"] = args.inputs["name"]
+        elif args.name.endswith("-ready"):
             outputs = server_ready_outputs(outputs)
         if args.name.endswith("-redis-user"):  # a RedisUser's id is its name
             return args.inputs["username"], outputs

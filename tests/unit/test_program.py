@@ -170,6 +170,20 @@ def test_ports_are_published_on_loopback_only(run_program: ProgramRunner, stack_
     }
 
 
+def test_containers_wait_for_the_network_to_exist_not_for_its_resource(
+    run_program: ProgramRunner,
+) -> None:
+    """The docker provider reads a new network back two seconds after creating it."""
+    deployment = run_program("prod")
+
+    ready = deployment.named("db-server-network-ready")
+    assert ready.type == DYNAMIC
+    assert ready.inputs["name"] == "nginx-network"
+    for container in _data_containers(deployment):
+        assert not any(d.endswith("::db-server-network") for d in container.dependencies)
+        assert any(d.endswith("::db-server-network-ready") for d in container.dependencies)
+
+
 def test_containers_join_the_shared_network_under_their_own_names(
     run_program: ProgramRunner,
 ) -> None:
@@ -240,7 +254,11 @@ def test_up_waits_for_a_login_to_each_new_server(
     deployment = run_program(stack_name)
     ports = {"dev": (15432, 16379), "prod": (5432, 6379)}[stack_name]
 
-    readies = {r.name: r for r in deployment.of_type(DYNAMIC) if r.name.endswith("-ready")}
+    readies = {
+        r.name: r
+        for r in deployment.of_type(DYNAMIC)
+        if r.name.endswith(("-postgres-ready", "-redis-ready"))
+    }
     assert set(readies) == {"db-server-postgres-ready", "db-server-redis-ready"}
     for (kind, user), port in zip(
         (("postgres", ADMIN_ROLE), ("redis", ADMIN_ROLE)), ports, strict=True

@@ -1,0 +1,410 @@
+"""How fast the program deploys, next to doing the same by hand, in one run on this machine.
+
+    make bench                 # N = 1, 3, 16, 100
+    make bench N="1 3"         # some of them
+
+For each N it measures:
+
+- the floor: what a careful user does by hand. ``docker run`` of both servers, wait for a
+  PostgreSQL login, one psql script creating N roles (SCRAM verifiers), databases and revokes,
+  and one redis-cli script creating N ACL users;
+- the program, through the Automation API with the real providers: a cold ``up``, a no-op
+  ``preview``, adding one project, removing it again;
+
+then prints a table with the ratios against the goals, and where the cold ``up`` spent its time,
+per resource, from the engine's events. It is a benchmark that prints figures, not a test: it
+needs Docker, the Pulumi CLI, the test images and the real provider plugins (``.ci/setup`` and
+``pulumi plugin ls``), and says so where they are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from pulumi import automation as auto  # noqa: E402
+
+from components.redis_acl import password_hash, project_rules  # noqa: E402
+from components.scram import scram_sha256_verifier  # noqa: E402
+from tests.e2e.harness import (  # noqa: E402
+    PASSPHRASE,
+    E2EStack,
+    Names,
+    ProjectLine,
+    missing_plugins,
+)
+
+GOALS = {
+    "cold up at N=3 / floor": 2.0,
+    "no-op preview at N / at N=1": 1.5,
+    "add one at N / at N=1": 1.3,
+}
+POLL_S = 0.02
+LOGIN_TIMEOUT_S = 120
+PASSWORD = "bench-password-0123456789"
+
+
+def projects(n: int) -> list[ProjectLine]:
+    """N projects, every one with Redis (the heavier case)."""
+    return [ProjectLine(f"app{i:03}", user=f"app{i:03}_user", redis_db=i) for i in range(1, n + 1)]
+
+
+def run(*args: str, stdin: str | None = None, timeout: float = 300) -> str:
+    done = subprocess.run(
+        args, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} ... exited {done.returncode}: {done.stderr}")
+    return done.stdout
+
+
+@contextmanager
+def stopwatch(into: dict[str, float], key: str) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    into[key] = time.monotonic() - started
+
+
+# -- the floor --------------------------------------------------------------------------------
+
+
+def floor_seconds(n: int, images: tuple[str, str]) -> float:
+    """Seconds to a server with N projects, by hand; everything removed afterwards."""
+    names = Names(prefix=f"dbs-bench-floor-{n}")
+    postgres_image, redis_image = images
+    sql = []
+    for project in projects(n):
+        verifier = scram_sha256_verifier(PASSWORD, os.urandom(16))
+        sql += [
+            f"CREATE ROLE {project.user} LOGIN PASSWORD '{verifier}' CONNECTION LIMIT 20;",
+            f"CREATE DATABASE {project.name} OWNER {project.user} TEMPLATE template0;",
+            f"REVOKE ALL ON DATABASE {project.name} FROM PUBLIC;",
+        ]
+    sql += [
+        "REVOKE ALL ON DATABASE postgres FROM PUBLIC;",
+        "REVOKE ALL ON DATABASE template1 FROM PUBLIC;",
+    ]
+    acl = [
+        " ".join(["ACL", "SETUSER", p.user, "reset", "on", password_hash(PASSWORD)])
+        + " "
+        + " ".join(project_rules(p.name, p.redis_db or 0))
+        for p in projects(n)
+    ]
+    started = time.monotonic()
+    try:
+        # The design's shared network, as a careful user makes it: the program makes one too.
+        run("docker", "network", "create", names.network)
+        run(
+            "docker",
+            "run",
+            "-d",
+            "--network",
+            names.network,
+            "--name",
+            names.postgres,
+            "-e",
+            f"POSTGRES_PASSWORD={PASSWORD}",
+            "-e",
+            "POSTGRES_USER=dbadmin",
+            "-p",
+            f"127.0.0.1:{names.postgres_port}:5432",
+            "-v",
+            f"{names.pg_volume}:/var/lib/postgresql/data",
+            postgres_image,
+        )
+        run(
+            "docker",
+            "run",
+            "-d",
+            "--network",
+            names.network,
+            "--name",
+            names.redis,
+            "-p",
+            f"127.0.0.1:{names.redis_port}:6379",
+            "-v",
+            f"{names.redis_volume}:/data",
+            redis_image,
+            "redis-server",
+            "--requirepass",
+            PASSWORD,
+            "--databases",
+            "256",
+        )
+        deadline = time.monotonic() + LOGIN_TIMEOUT_S
+        while True:
+            try:
+                psycopg.connect(
+                    host="127.0.0.1",
+                    port=names.postgres_port,
+                    user="dbadmin",
+                    password=PASSWORD,
+                    dbname="postgres",
+                    connect_timeout=2,
+                ).close()
+                break
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(POLL_S)
+        run(
+            "docker",
+            "exec",
+            "-i",
+            names.postgres,
+            "psql",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            "dbadmin",
+            "-d",
+            "postgres",
+            stdin="\n".join(sql),
+        )
+        run(
+            "docker",
+            "exec",
+            "-i",
+            "-e",
+            f"REDISCLI_AUTH={PASSWORD}",
+            names.redis,
+            "redis-cli",
+            stdin="\n".join(acl),
+        )
+        return time.monotonic() - started
+    finally:
+        subprocess.run(
+            ["docker", "rm", "-f", names.postgres, names.redis], capture_output=True, check=False
+        )
+        subprocess.run(
+            ["docker", "volume", "rm", "-f", names.pg_volume, names.redis_volume],
+            capture_output=True,
+            check=False,
+        )
+        subprocess.run(["docker", "network", "rm", names.network], capture_output=True, check=False)
+
+
+# -- the program ------------------------------------------------------------------------------
+
+
+@dataclass
+class Timeline:
+    """When the engine started and finished each resource step (seconds since the operation
+    began, as this process received the events)."""
+
+    started: float = field(default_factory=time.monotonic)
+    begin: dict[str, float] = field(default_factory=dict)
+    end: dict[str, float] = field(default_factory=dict)
+
+    def record(self, event: auto.EngineEvent) -> None:
+        now = time.monotonic() - self.started
+        if event.resource_pre_event and event.resource_pre_event.metadata:
+            self.begin.setdefault(event.resource_pre_event.metadata.urn, now)
+        if event.res_outputs_event and event.res_outputs_event.metadata:
+            self.end[event.res_outputs_event.metadata.urn] = now
+
+    def per_resource(self) -> list[tuple[str, float, float]]:
+        """``(name, start, duration)`` of each resource, in the order they started."""
+        rows = []
+        for urn, begin in sorted(self.begin.items(), key=lambda kv: kv[1]):
+            if urn in self.end:
+                type_ = urn.split("::")[-2].rsplit("$", 1)[-1]
+                rows.append((f"{type_}::{urn.rsplit('::', 1)[1]}", begin, self.end[urn] - begin))
+        return rows
+
+
+@dataclass
+class ProgramFigures:
+    seconds: dict[str, float] = field(default_factory=dict)
+    cold_up: Timeline | None = None
+
+
+def pulumi(stack: E2EStack, *args: str, timeline: Timeline | None = None) -> float:
+    """Seconds a CLI command takes, run the way a user runs it; with ``timeline``, the engine's
+    events are read as they are written."""
+    env = {
+        **os.environ,
+        "PULUMI_BACKEND_URL": f"file://{stack.state_dir}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+    }
+    command = [*args, "--stack", stack.stack_name, "--non-interactive"]
+    log = stack.state_dir.parent / "events.jsonl"
+    log.unlink(missing_ok=True)
+    if timeline is not None:
+        # --event-log is one of the CLI's debug flags (the Automation API sets this too).
+        env["PULUMI_DEBUG_COMMANDS"] = "true"
+        command += ["--event-log", str(log)]
+    output = stack.state_dir.parent / "output.txt"
+    started = time.monotonic()
+    # The output goes to a file: a pipe nobody reads while the events are followed would fill
+    # up and stall the CLI.
+    with output.open("w") as sink:
+        process = subprocess.Popen(
+            ["pulumi", *command], cwd=stack.workdir, env=env, stdout=sink, stderr=sink
+        )
+        if timeline is not None:
+            timeline.started = started
+            follow_events(log, process, timeline)
+        process.wait(timeout=1800)
+    seconds = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"pulumi {' '.join(args)} failed:\n{output.read_text()[-4000:]}")
+    return seconds
+
+
+def follow_events(log: Path, process: subprocess.Popen[bytes], timeline: Timeline) -> None:
+    """Reads the event log while the command runs, noting when each event arrived."""
+    deadline = time.monotonic() + 1800
+    while not log.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    if not log.exists():
+        return
+    with log.open() as events:
+        pending = ""
+        while time.monotonic() < deadline:
+            chunk = events.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    timeline.record(auto.EngineEvent.from_json(json.loads(pending)))
+                    pending = ""
+            elif process.poll() is not None:
+                break
+            else:
+                time.sleep(POLL_S)
+
+
+def program_figures(n: int, root: Path, pulumi_cli: str, images: tuple[str, str]) -> ProgramFigures:
+    figures = ProgramFigures()
+    stack = E2EStack(
+        root / f"n{n}",
+        pulumi_cli,
+        stack_name=f"bench{n}",
+        names=Names(prefix=f"dbs-bench-{n}"),
+        images=images,
+        projects=projects(n),
+    )
+    try:
+        figures.cold_up = Timeline()
+        up = ("up", "--yes", "--skip-preview")
+        figures.seconds["cold up"] = pulumi(stack, *up, timeline=figures.cold_up)
+        figures.seconds["no-op preview"] = pulumi(stack, "preview", "--expect-no-changes")
+        stack.write_projects(projects(n + 1))
+        figures.seconds["add one"] = pulumi(stack, *up)
+        stack.write_projects(projects(n))
+        figures.seconds["remove one"] = pulumi(stack, *up)
+    finally:
+        stack.cleanup()
+    return figures
+
+
+# -- report -----------------------------------------------------------------------------------
+
+
+def breakdown(timeline: Timeline, top: int = 12) -> str:
+    rows = timeline.per_resource()
+    unfinished = len(timeline.begin) - len(rows)
+    by_type: dict[str, list[float]] = defaultdict(list)
+    for name, _, duration in rows:
+        by_type[name.split("::")[0]].append(duration)
+    lines = ["  slowest steps (start s, duration s):"]
+    if os.environ.get("BENCH_ALL_STEPS"):
+        top, rows_shown = len(rows), rows
+    else:
+        rows_shown = sorted(rows, key=lambda r: -r[2])
+    for name, begin, duration in rows_shown[:top]:
+        lines.append(f"    {begin:6.2f} {duration:6.2f}  {name}")
+    lines.append("  per type (count, total s, longest s):")
+    for type_, durations in sorted(by_type.items(), key=lambda kv: -max(kv[1])):
+        lines.append(
+            f"    {len(durations):4d} {sum(durations):7.2f} {max(durations):6.2f}  {type_}"
+        )
+    first = min((begin for _, begin, _ in rows), default=0.0)
+    last = max((begin + duration for _, begin, duration in rows), default=0.0)
+    lines.append(f"  before the first step: {first:.2f} s (CLI, language host, program start)")
+    lines.append(f"  last step finished at {last:.2f} s")
+    if unfinished:
+        lines.append(f"  ({unfinished} steps started without a finish event seen; not listed)")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", default="1 3 16 100", help="project counts, space-separated")
+    ns = [int(n) for n in parser.parse_args().n.split()]
+
+    pulumi_cli = shutil.which("pulumi")
+    images = (
+        os.environ.get("DB_SERVER_TEST_POSTGRES_IMAGE"),
+        os.environ.get("DB_SERVER_TEST_REDIS_IMAGE"),
+    )
+    if pulumi_cli is None or shutil.which("docker") is None or not all(images):
+        print('bench: needs the Pulumi CLI, Docker and the test images: eval "$(.ci/setup)" first')
+        return 2
+    missing = missing_plugins(pulumi_cli)
+    if missing:
+        print(
+            f"bench: the real provider plugins are not installed ({', '.join(missing)}); "
+            "`pulumi plugin ls` must list them. Nothing measured."
+        )
+        return 2
+    images_ok = (str(images[0]), str(images[1]))
+
+    floors: dict[int, float] = {}
+    programs: dict[int, ProgramFigures] = {}
+    with tempfile.TemporaryDirectory(prefix="db-server-bench-") as tmp:
+        floor_seconds(1, images_ok)  # warm the page cache and Docker once
+        for n in ns:
+            floors[n] = floor_seconds(n, images_ok)
+            programs[n] = program_figures(n, Path(tmp), pulumi_cli, images_ok)
+            print(f"N={n}: floor {floors[n]:.1f} s, program {programs[n].seconds}", flush=True)
+
+    print()
+    header = ["N", "floor", "cold up", "ratio", "no-op preview", "add one", "remove one"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for n in ns:
+        s = programs[n].seconds
+        print(
+            f"| {n} | {floors[n]:.1f} s | {s['cold up']:.1f} s | {s['cold up'] / floors[n]:.1f}x | "
+            f"{s['no-op preview']:.1f} s | {s['add one']:.1f} s | {s['remove one']:.1f} s |"
+        )
+    print()
+    if 3 in ns:
+        ratio = programs[3].seconds["cold up"] / floors[3]
+        print(f"cold up at N=3 / floor: {ratio:.2f}x (goal <= {GOALS['cold up at N=3 / floor']}x)")
+    if 1 in ns:
+        base = programs[1].seconds
+        for n in [n for n in ns if n > 1]:
+            s = programs[n].seconds
+            print(
+                f"no-op preview at N={n} / N=1: {s['no-op preview'] / base['no-op preview']:.2f}x "
+                f"(goal <= 1.5x); add one at N={n} / N=1: {s['add one'] / base['add one']:.2f}x "
+                "(goal <= 1.3x)"
+            )
+    for n in ns:
+        timeline = programs[n].cold_up
+        if timeline is not None:
+            print(f"\nwhere the cold up of N={n} went ({programs[n].seconds['cold up']:.1f} s):")
+            print(breakdown(timeline))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
