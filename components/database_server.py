@@ -205,35 +205,8 @@ class DatabaseServer(pulumi.ComponentResource):
 
         postgres = self._postgres_container(name, args.postgres, pg_volume, admin_password)
         redis = self._redis_container(name, args.redis, redis_volume)
-        postgres_ready = ServerReady(
-            f"{name}-postgres-ready",
-            ServerReadyArgs(
-                kind="postgres",
-                container_id=postgres.id,
-                container_name=args.postgres.container_name,
-                host="127.0.0.1",
-                port=args.postgres.host_port,
-                user=ADMIN_ROLE,
-                password=admin_password,
-                timeout_seconds=READY_WAIT_SECONDS,
-            ),
-            opts=child,
-        )
-        redis_ready = ServerReady(
-            f"{name}-redis-ready",
-            ServerReadyArgs(
-                kind="redis",
-                container_id=redis.id,
-                container_name=args.redis.container_name,
-                host="127.0.0.1",
-                port=args.redis.host_port,
-                user=ADMIN_ROLE,
-                password=self.redis_admin_password,
-                timeout_seconds=READY_WAIT_SECONDS,
-            ),
-            opts=child,
-        )
-
+        postgres_ready = self._ready(name, "postgres", postgres, args.postgres, admin_password)
+        redis_ready = self._ready(name, "redis", redis, args.redis, self.redis_admin_password)
         self.redis_admin_host = redis_ready.ready_host
         self.redis_admin_port = redis_ready.ready_port
         self.redis_admin_url = redis_url(
@@ -319,6 +292,30 @@ class DatabaseServer(pulumi.ComponentResource):
                 "postgres_container_id": self.postgres_container_id,
                 "redis_container_id": self.redis_container_id,
             }
+        )
+
+    def _ready(
+        self,
+        name: str,
+        kind: str,
+        container: docker.Container,
+        settings: PostgresSettings | RedisSettings,
+        admin_password: pulumi.Input[str],
+    ) -> ServerReady:
+        """Exists once the server in ``container`` takes the admin's login from the host."""
+        return ServerReady(
+            f"{name}-{kind}-ready",
+            ServerReadyArgs(
+                kind=kind,
+                container_id=container.id,
+                container_name=settings.container_name,
+                host="127.0.0.1",
+                port=settings.host_port,
+                user=ADMIN_ROLE,
+                password=admin_password,
+                timeout_seconds=READY_WAIT_SECONDS,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _postgres_container(

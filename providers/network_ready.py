@@ -17,6 +17,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider
 
+from providers import diff_fields
+
 POLL_SECONDS = 0.02
 TIMEOUT_SECONDS = 60.0
 
@@ -49,8 +51,7 @@ class _NetworkReadyProvider(ResourceProvider):
         return CreateResult(id_=props["name"], outs={**props, "ready_name": props["name"]})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = olds.get("name") != news.get("name")
-        return DiffResult(changes=changed, replaces=["name"] if changed else [])
+        return diff_fields(olds, news, ("name",), ("name",))
 
 
 class NetworkReady(pulumi.dynamic.Resource):

@@ -21,6 +21,7 @@ from pulumi.dynamic import (
 )
 
 from components.redis_acl import password_hash
+from providers import diff_fields
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -67,12 +68,7 @@ class _RedisUserProvider(ResourceProvider):
         return CreateResult(id_=props["username"], outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in _COMPARED if olds.get(key) != news.get(key)]
-        return DiffResult(
-            changes=bool(changed),
-            replaces=[key for key in changed if key in _REPLACE_ON],
-            delete_before_replace=True,
-        )
+        return diff_fields(olds, news, _COMPARED, _REPLACE_ON)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         _apply(news)

@@ -30,6 +30,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from providers import diff_fields
+
 POLL_SECONDS = 0.05
 """Time between two login attempts."""
 
@@ -160,12 +162,7 @@ class _ServerReadyProvider(ResourceProvider):
         return CreateResult(id_=str(props["container_id"]), outs=_ready(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in _COMPARED if olds.get(key) != news.get(key)]
-        return DiffResult(
-            changes=bool(changed),
-            replaces=[key for key in changed if key in _REPLACE_ON],
-            delete_before_replace=True,
-        )
+        return diff_fields(olds, news, _COMPARED, _REPLACE_ON)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         wait_until_ready(news)
