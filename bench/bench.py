@@ -28,8 +28,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,13 +69,6 @@ def run(*args: str, stdin: str | None = None, timeout: float = 300) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} ... exited {done.returncode}: {done.stderr}")
     return done.stdout
-
-
-@contextmanager
-def stopwatch(into: dict[str, float], key: str) -> Iterator[None]:
-    started = time.monotonic()
-    yield
-    into[key] = time.monotonic() - started
 
 
 # -- the floor --------------------------------------------------------------------------------

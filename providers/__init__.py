@@ -1,9 +1,12 @@
 """Dynamic providers: what the program manages that no provider package does."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pulumi.dynamic import DiffResult
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 
 def diff_fields(
@@ -17,4 +20,23 @@ def diff_fields(
         changes=bool(changed),
         replaces=[key for key in changed if key in replace_on],
         delete_before_replace=True,
+    )
+
+
+def redis_client(host: str, port: int, user: str, password: str, timeout_s: float) -> "Redis":
+    """A Redis client that tries each command once: the callers decide what a failure means,
+    and a refused login must not be retried for seconds by the client itself."""
+    # Imported here: the provider process needs redis, the program does not.
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Redis(
+        host=host,
+        port=port,
+        username=user,
+        password=password,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), retries=0),
     )

@@ -21,7 +21,7 @@ from pulumi.dynamic import (
 )
 
 from components.redis_acl import password_hash
-from providers import diff_fields
+from providers import diff_fields, redis_client
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -32,19 +32,8 @@ _COMPARED = (*_REPLACE_ON, "rules", "password", "on_delete")
 
 
 def _admin(props: dict[str, Any]) -> Redis:
-    # Imported here: the provider process needs redis, the program does not.
-    from redis import Redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    return Redis(
-        host=props["host"],
-        port=int(props["port"]),
-        username=props["admin_user"],
-        password=props["admin_password"],
-        socket_timeout=10,
-        socket_connect_timeout=10,
-        retry=Retry(NoBackoff(), retries=0),
+    return redis_client(
+        props["host"], int(props["port"]), props["admin_user"], props["admin_password"], 10
     )
 
 

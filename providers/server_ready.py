@@ -30,7 +30,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from providers import diff_fields
+from providers import diff_fields, redis_client
 
 POLL_SECONDS = 0.05
 """Time between two login attempts."""
@@ -78,19 +78,9 @@ def _postgres_login(props: dict[str, Any]) -> None:
 
 def _redis_login(props: dict[str, Any]) -> None:
     import redis  # here: the provider process needs it, the program does not
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
-    client = redis.Redis(
-        host=props["host"],
-        port=int(props["port"]),
-        username=props["user"],
-        password=props["password"],
-        socket_timeout=2,
-        socket_connect_timeout=2,
-        # One attempt per call: the loop below does the waiting.
-        retry=Retry(NoBackoff(), retries=0),
-    )
+    # One attempt per call: the loop in wait_until_ready does the waiting.
+    client = redis_client(props["host"], int(props["port"]), props["user"], props["password"], 2)
     try:
         client.ping()
     except redis.RedisError as error:
