@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build the local stand-ins for the official postgres:17 and redis:8 images (no registry here).
+# Build the local stand-ins for the images the stack and its monitoring run (no registry here):
+# the official postgres:17 and redis:8, edoburu/pgbouncer, the postgres and redis exporters, and
+# prom/prometheus (whose promtool checks the alert rules). .ci/images/README.md says which is which.
 #
 # Usage: eval "$(bash .ci/lib/images.sh)"   (after .ci/lib/docker-engine.sh)
 #
@@ -170,7 +172,8 @@ build_image() {
     prune_old "$name" "$tag" "$hash"
   fi
   log "$tag: $(docker image inspect --format '{{.Size}}' "$tag" | awk '{ printf "%.0f MB", $1 / 1e6 }')"
-  printf 'export DB_SERVER_TEST_%s_IMAGE=%q\n' "${name^^}" "$tag"
+  local variable=${name^^}
+  printf 'export DB_SERVER_TEST_%s_IMAGE=%q\n' "${variable//-/_}" "$tag"
 }
 
 main() {
@@ -183,6 +186,10 @@ main() {
   ensure_mmdebstrap
   build_image postgres 17
   build_image redis 8
+  build_image pgbouncer 1
+  build_image postgres-exporter 0.17
+  build_image redis-exporter 1
+  build_image prometheus 2
   log "images ready in $SECONDS s"
 }
 
