@@ -1,8 +1,9 @@
 """db-server: one shared PostgreSQL and Redis server for many small projects.
 
-Deploys a Docker network, two named volumes and the PostgreSQL and Redis containers
-(``DatabaseServer``), then for every project in ``projects.py`` a database, its own login role
-and a Redis index (``ProjectDatabase``). Exports each project's connection URLs as secrets.
+Deploys the PostgreSQL and Redis servers (``DatabaseServer``: a Docker network, named volumes
+and containers, or external servers), then for every project in ``projects.py`` a database, its
+own login role and a Redis index (``ProjectDatabase``). Exports each project's connection URLs
+as secrets.
 """
 
 import pulumi
@@ -25,6 +26,7 @@ server = DatabaseServer(
         backup=settings.backup,
         protection=settings.protection,
         admin_password=settings.admin_password,
+        redis_admin_password=settings.redis_admin_password,
     ),
 )
 
@@ -33,18 +35,11 @@ for project in projects.PROJECTS:
         project.name,
         ProjectDatabaseArgs(
             project=project,
-            postgres_provider=server.postgres_provider,
-            postgres_host=settings.postgres.container_name,
-            postgres_host_port=settings.postgres.host_port,
-            redis_host=settings.redis.container_name,
-            redis_host_port=settings.redis.host_port,
-            redis_admin_host=server.redis_admin_host,
-            redis_admin_port=server.redis_admin_port,
-            redis_admin_password=server.redis_admin_password,
+            postgres=server.postgres,
+            redis=server.redis,
             protect=settings.protection.protect,
             retain_on_delete=settings.protection.retain_on_delete,
         ),
-        opts=pulumi.ResourceOptions(deleted_with=server.postgres_volume),
     )
     for suffix, url in database.urls.items():
         pulumi.export(f"{project.name}_{suffix}", url)

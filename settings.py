@@ -6,6 +6,7 @@ fields; the rest take the defaults below, which ``Pulumi.yaml`` declares too. Un
 are errors, so a typo never silently falls back to a default.
 """
 
+import os
 import re
 import types
 import typing
@@ -58,9 +59,39 @@ class NetworkSettings:
     """Create the network; false joins an existing one that this stack never deletes."""
 
 
+CONTAINER = "container"
+"""Service mode: the stack runs the server in a container of its own, on a volume of its own."""
+
+EXTERNAL = "external"
+"""Service mode: an existing server or a managed service; the stack manages only the projects'
+roles, databases and users on it, and creates no container, volume or network for it."""
+
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server is reached: by Pulumi and the Docker host, and by the projects."""
+
+    admin_host: str
+    """Where Pulumi (and ``*_host_url``) reaches the server."""
+
+    admin_port: int
+    """The port on ``admin_host``."""
+
+    host: str
+    """Where the projects' containers reach it (``*_url``)."""
+
+    port: int
+    """The port on ``host``."""
+
+
 @dataclass(frozen=True)
 class PostgresSettings:
-    """The PostgreSQL container."""
+    """PostgreSQL: a container of the stack's own, or an external server."""
+
+    mode: str = CONTAINER
+    """``container`` or ``external``."""
 
     image: str = "postgres:17"
     """An image honouring the official image's contract, pinned to a major version."""
@@ -86,10 +117,76 @@ class PostgresSettings:
     parameters: dict[str, str] = field(default_factory=dict)
     """Server parameters passed as ``-c name=value``, e.g. ``max_connections: "200"``."""
 
+    admin_host: str | None = None
+    """External: where Pulumi connects, e.g. the managed server's address or a tunnel's end."""
+
+    admin_port: int | None = None
+    """External: the port on ``admin_host``; 5432 when unset."""
+
+    host: str | None = None
+    """External: the host the projects connect to; ``admin_host`` when unset."""
+
+    port: int | None = None
+    """External: the port on ``host``; ``admin_port`` when unset."""
+
+    admin_user: str | None = None
+    """External: the admin role Pulumi logs in as (CREATEROLE and CREATEDB, no superuser
+    needed); ``dbadmin`` when unset. Its password is the secret ``db-server:admin_password``."""
+
+    database: str | None = None
+    """External: the database the admin connects to; ``postgres`` when unset."""
+
+    sslmode: str | None = None
+    """External: libpq's ``sslmode`` for Pulumi and in the projects' URLs; ``verify-full``
+    when unset."""
+
+    ca_file: str | None = None
+    """External: PEM file of the CA that signed the server's certificate, for ``verify-ca``
+    and ``verify-full``; a path relative to the project directory or absolute."""
+
+    superuser: bool | None = None
+    """External: whether the admin is a superuser; false when unset, as on managed services."""
+
+    @property
+    def external(self) -> bool:
+        return self.mode == EXTERNAL
+
+    def endpoint(self) -> Endpoint:
+        """Where Pulumi and the projects reach the server."""
+        if not self.external:
+            return Endpoint("127.0.0.1", self.host_port, self.container_name, POSTGRES_PORT)
+        admin_host = self.admin_host or ""
+        admin_port = self.admin_port or POSTGRES_PORT
+        return Endpoint(admin_host, admin_port, self.host or admin_host, self.port or admin_port)
+
+    @property
+    def admin(self) -> str:
+        """The admin role Pulumi logs in as."""
+        return self.admin_user or ADMIN_ROLE
+
+    @property
+    def admin_database(self) -> str:
+        return self.database or "postgres"
+
+    @property
+    def ssl(self) -> str:
+        """libpq ``sslmode``: ``disable`` for the container, which is reached on loopback and
+        on the Docker network only."""
+        if not self.external:
+            return "disable"
+        return self.sslmode or "verify-full"
+
+    @property
+    def admin_is_superuser(self) -> bool:
+        return bool(self.superuser) if self.external else True
+
 
 @dataclass(frozen=True)
 class RedisSettings:
-    """The Redis container."""
+    """Redis: a container of the stack's own, or an external server."""
+
+    mode: str = CONTAINER
+    """``container`` or ``external``."""
 
     image: str = "redis:8"
     """An image honouring the official image's contract, pinned to a major version."""
@@ -121,6 +218,50 @@ class RedisSettings:
 
     appendfsync: str = "everysec"
     """How often the append-only file is flushed to disk: ``always``, ``everysec`` or ``no``."""
+
+    admin_host: str | None = None
+    """External: where Pulumi connects."""
+
+    admin_port: int | None = None
+    """External: the port on ``admin_host``; 6379 when unset."""
+
+    host: str | None = None
+    """External: the host the projects connect to; ``admin_host`` when unset."""
+
+    port: int | None = None
+    """External: the port on ``host``; ``admin_port`` when unset."""
+
+    admin_user: str | None = None
+    """External: the ACL user Pulumi manages project users as (it needs the ``@admin``
+    commands ``ACL`` and ``CLIENT``); ``dbadmin`` when unset. Its password is the secret
+    ``db-server:redis_admin_password``."""
+
+    tls: bool | None = None
+    """External: connect with TLS (``rediss://`` URLs); false when unset."""
+
+    ca_file: str | None = None
+    """External, with TLS: PEM file of the CA that signed the server's certificate."""
+
+    @property
+    def external(self) -> bool:
+        return self.mode == EXTERNAL
+
+    def endpoint(self) -> Endpoint:
+        """Where Pulumi and the projects reach the server."""
+        if not self.external:
+            return Endpoint("127.0.0.1", self.host_port, self.container_name, REDIS_PORT)
+        admin_host = self.admin_host or ""
+        admin_port = self.admin_port or REDIS_PORT
+        return Endpoint(admin_host, admin_port, self.host or admin_host, self.port or admin_port)
+
+    @property
+    def admin(self) -> str:
+        """The ACL user Pulumi logs in as."""
+        return self.admin_user or ADMIN_ROLE
+
+    @property
+    def use_tls(self) -> bool:
+        return bool(self.tls) and self.external
 
 
 @dataclass(frozen=True)
@@ -175,7 +316,11 @@ class Settings:
     backup: BackupSettings
     protection: ProtectionSettings
     admin_password: pulumi.Output[str] | None
-    """``db-server:admin_password`` when set (a secret); otherwise a random password is made."""
+    """``db-server:admin_password`` when set (a secret): the PostgreSQL admin's. Otherwise a
+    random password is made for the container; an external server needs it set."""
+
+    redis_admin_password: pulumi.Output[str] | None
+    """``db-server:redis_admin_password`` when set (a secret), likewise for Redis."""
 
 
 _Section = TypeVar("_Section")
@@ -215,7 +360,11 @@ def load_settings(config: pulumi.Config) -> Settings:
     )
     if not problems:
         problems.extend(_check_values(network, postgres, redis, backup))
-    problems.extend(_check_admin_password())
+        problems.extend(_check_modes(postgres, redis, backup))
+    problems.extend(_check_secret("admin_password", external=postgres.external))
+    problems.extend(
+        _check_secret("redis_admin_password", external=redis.external, generated_only=True)
+    )
     if problems:
         raise InvalidInputError(f"Invalid {PROJECT_NAME} stack settings:", problems)
     return Settings(
@@ -225,21 +374,30 @@ def load_settings(config: pulumi.Config) -> Settings:
         backup=backup,
         protection=protection,
         admin_password=config.get_secret("admin_password"),
+        redis_admin_password=config.get_secret("redis_admin_password"),
     )
 
 
-def _check_admin_password() -> list[str]:
-    """An admin password from config must be a secret, or it sits in clear in the stack file."""
-    key = f"{PROJECT_NAME}:admin_password"
+def _check_secret(name: str, *, external: bool, generated_only: bool = False) -> list[str]:
+    """An admin password from config must be a secret, or it sits in clear in the stack file.
+    An external server's admin password cannot be made up: it must be given, as it is. A
+    container's is generated where ``generated_only``, so that it is safe in its scripts."""
+    key = f"{PROJECT_NAME}:{name}"
     value = pulumi.runtime.config.get_config(key)
     if value is None:
+        if external:
+            return [
+                f"{key}: must be set for an external server: pulumi config set --secret {name} ..."
+            ]
         return []
+    if generated_only and not external:
+        return [f"{key}: applies to an external server only; the container's is generated"]
     if not pulumi.runtime.config.is_config_secret(key):
         return [
-            f"{key}: must be set as a secret (pulumi config set --secret admin_password ...); "
+            f"{key}: must be set as a secret (pulumi config set --secret {name} ...); "
             "it is in clear in the stack's config file now"
         ]
-    if len(value) < MIN_ADMIN_PASSWORD_LENGTH:
+    if not external and len(value) < MIN_ADMIN_PASSWORD_LENGTH:
         return [f"{key}: must be at least {MIN_ADMIN_PASSWORD_LENGTH} characters long"]
     return []
 
@@ -320,6 +478,97 @@ def _describe(hint: Any) -> str:
     if typing.get_origin(hint) is dict:
         return "an object of strings"
     return {bool: "a boolean", int: "an integer", str: "a string"}[hint]
+
+
+_CONTAINER_ONLY = {
+    "postgres": (
+        "image",
+        "container_name",
+        "host_port",
+        "volume",
+        "data_path",
+        "memory_mb",
+        "shm_size_mb",
+        "parameters",
+    ),
+    "redis": (
+        "image",
+        "container_name",
+        "host_port",
+        "volume",
+        "data_path",
+        "memory_mb",
+        "maxmemory",
+        "maxmemory_policy",
+        "appendfsync",
+    ),
+}
+_EXTERNAL_ONLY = {
+    "postgres": (
+        "admin_host",
+        "admin_port",
+        "host",
+        "port",
+        "admin_user",
+        "database",
+        "sslmode",
+        "ca_file",
+        "superuser",
+    ),
+    "redis": ("admin_host", "admin_port", "host", "port", "admin_user", "tls", "ca_file"),
+}
+
+
+def _check_modes(
+    postgres: PostgresSettings, redis: RedisSettings, backup: BackupSettings
+) -> list[str]:
+    """Each service's mode, and that only the settings of its mode are set."""
+    problems: list[str] = []
+    for key, service in (("postgres", postgres), ("redis", redis)):
+        prefix = f"{PROJECT_NAME}:{key}"
+        default = type(service)()
+        if service.mode not in (CONTAINER, EXTERNAL):
+            problems.append(
+                f"{prefix}.mode: must be {CONTAINER} or {EXTERNAL}, got {service.mode!r}"
+            )
+            continue
+        if service.external:
+            unused, other = _CONTAINER_ONLY[key], CONTAINER
+        else:
+            unused, other = _EXTERNAL_ONLY[key], EXTERNAL
+        for name in unused:
+            if getattr(service, name) != getattr(default, name):
+                problems.append(f"{prefix}.{name}: applies to mode {other} only")
+        if not service.external:
+            continue
+        if not service.admin_host:
+            problems.append(f"{prefix}.admin_host: must be set for mode {EXTERNAL}")
+        for name in ("admin_port", "port"):
+            port = getattr(service, name)
+            if port is not None and not 1 <= port <= 65535:
+                problems.append(f"{prefix}.{name}: must be in 1-65535, got {port}")
+        if service.ca_file is not None and not os.path.isfile(service.ca_file):
+            problems.append(f"{prefix}.ca_file: no such file: {service.ca_file!r}")
+    if postgres.external:
+        if postgres.sslmode is not None and postgres.sslmode not in SSL_MODES:
+            problems.append(
+                f"{PROJECT_NAME}:postgres.sslmode: must be one of {', '.join(SSL_MODES)}, "
+                f"got {postgres.sslmode!r}"
+            )
+        elif postgres.ssl.startswith("verify-") and postgres.ca_file is None:
+            problems.append(
+                f"{PROJECT_NAME}:postgres.ca_file: must be set for sslmode {postgres.ssl}: "
+                "the CA that signed the server's certificate"
+            )
+    if redis.external and redis.ca_file is not None and not redis.tls:
+        problems.append(f"{PROJECT_NAME}:redis.ca_file: applies with tls: true only")
+    if backup.enabled and (postgres.external or redis.external):
+        problems.append(
+            f"{PROJECT_NAME}:backup.enabled: scheduled backups run for servers in mode "
+            f"{CONTAINER} only; back an external server up with its own tools "
+            "(a managed service's snapshots, pg_dump)"
+        )
+    return problems
 
 
 def _check_values(

@@ -1,6 +1,8 @@
 """The shared server: network, volumes, the PostgreSQL and Redis containers, and the admin role."""
 
+import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pulumi
 import pulumi_docker as docker
@@ -13,13 +15,16 @@ from components.redis_acl import server_acl
 from components.urls import postgres_url, redis_url
 from components.volume_guard import volume_guard
 from providers.network_ready import NetworkReady
-from providers.server_ready import ServerReady, ServerReadyArgs
+from providers.server_ready import ExternalServer, ServerReady, ServerReadyArgs
 from settings import (
     ADMIN_ROLE,
+    CONTAINER,
+    EXTERNAL,
     PASSWORD_SPECIALS,
     POSTGRES_PORT,
     REDIS_PORT,
     BackupSettings,
+    Endpoint,
     NetworkSettings,
     PostgresSettings,
     ProtectionSettings,
@@ -47,6 +52,9 @@ STOP_GRACE_SECONDS = 60
 
 READY_WAIT_SECONDS = 180
 """How long ``pulumi up`` waits for a new container's server to accept a login."""
+
+EXTERNAL_WAIT_SECONDS = 30
+"""How long ``pulumi up`` tries an external server, which should be up already."""
 
 # Docker's healthchecks are for `docker ps` and monitoring; `pulumi up` waits on a login of its
 # own (providers/server_ready.py), which needs no healthcheck feature of newer engines.
@@ -77,6 +85,31 @@ chown redis "$acl"
 exec docker-entrypoint.sh redis-server {REDIS_CONFIG_FILE}
 """
 
+
+class _DataContainer(NamedTuple):
+    """A server's container and the volume its data lives in."""
+
+    container: docker.Container
+    volume: docker.Volume
+
+
+def _warn(warnings: list[str] | None) -> None:
+    for warning in warnings or []:
+        pulumi.log.warn(warning)
+
+
+def _service_summary(
+    settings: PostgresSettings | RedisSettings, endpoint: Endpoint
+) -> dict[str, object]:
+    if settings.external:
+        return {"mode": EXTERNAL, "host": endpoint.host, "port": endpoint.port}
+    return {
+        "mode": CONTAINER,
+        "container": settings.container_name,
+        "host_port": settings.host_port,
+    }
+
+
 # Docker's json-file log driver keeps everything forever unless told otherwise.
 _LOG_OPTS = {"max-size": "10m", "max-file": "5"}
 
@@ -89,10 +122,10 @@ class DatabaseServerArgs:
     """The Docker network to create or join."""
 
     postgres: PostgresSettings
-    """The PostgreSQL container."""
+    """PostgreSQL: the container, or the external server."""
 
     redis: RedisSettings
-    """The Redis container."""
+    """Redis: the container, or the external server."""
 
     backup: BackupSettings
     """The scheduled backup container, when enabled."""
@@ -101,72 +134,102 @@ class DatabaseServerArgs:
     """Whether volumes carry ``protect`` and ``retain_on_delete``."""
 
     admin_password: pulumi.Input[str] | None = None
-    """The ``dbadmin`` password; a random one of 40 characters when not given."""
+    """The PostgreSQL admin's password; a random one of 40 characters when not given."""
+
+    redis_admin_password: pulumi.Input[str] | None = None
+    """The Redis admin's password; a random one of 48 characters when not given."""
+
+
+@dataclass
+class PostgresAccess:
+    """What a project needs of PostgreSQL: the admin's provider and where its URLs point."""
+
+    provider: postgresql.Provider
+    """Manages roles and databases as the admin; configured once the server takes logins."""
+
+    endpoint: Endpoint
+    """Where Pulumi and the projects reach the server."""
+
+    sslmode: str
+    """libpq ``sslmode`` the projects' URLs carry (none for ``disable``)."""
+
+    deleted_with: pulumi.Resource | None
+    """The container's data volume: SQL objects go with it, and a destroy never dials a server
+    that may be gone. None for an external server, where they are dropped one by one."""
+
+
+@dataclass
+class RedisAccess:
+    """What a project needs of Redis: the admin's connection and where its URLs point."""
+
+    endpoint: Endpoint
+    """Where Pulumi and the projects reach the server."""
+
+    tls: bool
+    """Connect with TLS (``rediss://`` URLs)."""
+
+    ca_file: str | None
+    """PEM file of the server certificate's CA, with TLS."""
+
+    admin_user: str
+    """The ACL user that manages project users."""
+
+    admin_password: pulumi.Output[str]
+    """Its password (secret)."""
+
+    admin_host: pulumi.Output[str]
+    """``endpoint.admin_host``, known once Redis takes the admin's login."""
+
+    admin_port: pulumi.Output[int]
+    """``endpoint.admin_port``, likewise."""
+
+    deleted_with: pulumi.Resource | None
+    """The container's data volume, where the ACL file lives; None for an external server."""
 
 
 class DatabaseServer(pulumi.ComponentResource):
-    """One PostgreSQL and one Redis container that many projects share.
+    """The PostgreSQL and Redis servers that many projects share.
 
-    Both publish their port on 127.0.0.1 only and join one Docker network, where projects'
-    containers reach them by container name. Data lives in named volumes; containers are
-    replaced delete-before-replace with a stop grace period, so two servers never share a volume.
+    Each service is a container of the stack's own or an external server (``mode``). A
+    container publishes its port on 127.0.0.1 only and joins one Docker network, where projects'
+    containers reach it by container name; its data lives in a named volume, and it is replaced
+    delete-before-replace with a stop grace period, so two servers never share a volume. For an
+    external server nothing is created: the stack checks the admin's login and privileges, then
+    manages the projects on it.
     """
 
-    postgres_provider: postgresql.Provider
-    """A provider that manages roles and databases as ``dbadmin`` through 127.0.0.1."""
+    postgres: PostgresAccess
+    """How projects' roles and databases are made, and where their URLs point."""
 
-    postgres_volume: docker.Volume
-    """The volume holding every database and role: SQL objects are ``deleted_with`` it."""
+    redis: RedisAccess
+    """How projects' Redis users are made, and where their URLs point."""
 
-    network_name: pulumi.Output[str]
-    """Name of the Docker network the containers joined."""
-
-    redis_admin_password: pulumi.Output[str]
-    """The Redis admin's password (secret); projects have users of their own."""
-
-    redis_admin_host: pulumi.Output[str]
-    """Where the Docker host reaches Redis as the admin; known once Redis takes logins."""
-
-    redis_admin_port: pulumi.Output[int]
-    """Redis's port on ``redis_admin_host``."""
+    network_name: pulumi.Output[str] | None
+    """Name of the Docker network the containers joined; None with no container."""
 
     redis_admin_url: pulumi.Output[str]
-    """The Redis admin's URL on the Docker network (secret)."""
+    """The Redis admin's URL for the projects' side of the server (secret)."""
 
     redis_admin_host_url: pulumi.Output[str]
-    """The Redis admin's URL through 127.0.0.1 on the Docker host (secret)."""
+    """The Redis admin's URL from the Docker host, where Pulumi runs (secret)."""
 
     admin_url: pulumi.Output[str]
-    """``dbadmin``'s URL on the Docker network (secret)."""
+    """The PostgreSQL admin's URL for the projects' side of the server (secret)."""
 
     admin_host_url: pulumi.Output[str]
-    """``dbadmin``'s URL through 127.0.0.1 on the Docker host (secret)."""
-
-    postgres_container_id: pulumi.Output[str]
-    """Docker id of the PostgreSQL container; it changes only when the container is replaced."""
-
-    redis_container_id: pulumi.Output[str]
-    """Docker id of the Redis container; it changes only when the container is replaced."""
+    """The PostgreSQL admin's URL from the Docker host, where Pulumi runs (secret)."""
 
     summary: dict[str, object]
-    """Non-secret facts about the server: network, container names and host ports."""
+    """Non-secret facts about the servers: modes, network, containers and addresses."""
 
     def __init__(
         self, name: str, args: DatabaseServerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("db-server:database_server:DatabaseServer", name, None, opts)
+        self._name = name
+        self._args = args
         child = pulumi.ResourceOptions(parent=self)
-        data = pulumi.ResourceOptions(
-            parent=self,
-            protect=args.protection.protect,
-            retain_on_delete=args.protection.retain_on_delete,
-        )
-        volume_opts = pulumi.ResourceOptions(
-            parent=self,
-            protect=args.protection.protect,
-            retain_on_delete=args.protection.retain_on_delete,
-            hooks=volume_guard(name, args.protection.adopt_existing_volumes),
-        )
+        pg, rd = args.postgres, args.redis
 
         # First in the program: the containers wait for these, and the engine starts the
         # random provider when it sees the first of them.
@@ -184,86 +247,95 @@ class DatabaseServer(pulumi.ComponentResource):
             ).result
         )
         # Alphanumeric: it is read from a file by shell scripts and sent over the wire as is.
-        self.redis_admin_password = pulumi.Output.secret(
-            random.RandomPassword(
+        redis_admin_password: pulumi.Output[str] = pulumi.Output.secret(
+            args.redis_admin_password
+            if args.redis_admin_password is not None
+            else random.RandomPassword(
                 f"{name}-redis-password", length=48, special=False, opts=child
             ).result
         )
 
-        if args.network.create:
-            # Shared with nginx and the projects' containers: guarded like the data.
-            docker.Network(f"{name}-network", name=args.network.name, opts=data)
-            self.network_name = NetworkReady(
-                f"{name}-network-ready", args.network.name, opts=child
-            ).ready_name
-        else:
-            self.network_name = pulumi.Output.from_input(args.network.name)
+        postgres_ready, postgres_container = self._postgres(admin_password)
+        redis_ready, redis_container = self._redis(redis_admin_password)
+        self.network_name = self._network if postgres_container or redis_container else None
 
-        pg_volume = docker.Volume(f"{name}-pgdata", name=args.postgres.volume, opts=volume_opts)
-        self.postgres_volume = pg_volume
-        redis_volume = docker.Volume(f"{name}-redisdata", name=args.redis.volume, opts=volume_opts)
-
-        postgres = self._postgres_container(name, args.postgres, pg_volume, admin_password)
-        redis = self._redis_container(name, args.redis, redis_volume)
-        postgres_ready = self._ready(name, "postgres", postgres, args.postgres, admin_password)
-        redis_ready = self._ready(name, "redis", redis, args.redis, self.redis_admin_password)
-        self.redis_admin_host = redis_ready.ready_host
-        self.redis_admin_port = redis_ready.ready_port
-        self.redis_admin_url = redis_url(
-            ADMIN_ROLE, self.redis_admin_password, args.redis.container_name, REDIS_PORT, 0
-        )
-        self.redis_admin_host_url = redis_url(
-            ADMIN_ROLE, self.redis_admin_password, "127.0.0.1", args.redis.host_port, 0
-        )
-
+        pg_end, rd_end = pg.endpoint(), rd.endpoint()
         # Host and port come from the readiness check: the provider never dials a server that
         # is not accepting logins yet, and while the server is being (re)created, a preview or
         # a refresh finds the provider unconfigured instead of failing on a refused connection.
-        self.postgres_provider = postgresql.Provider(
+        provider = postgresql.Provider(
             f"{name}-postgres-provider",
             host=postgres_ready.ready_host,
             port=postgres_ready.ready_port,
-            username=ADMIN_ROLE,
+            username=pg.admin,
             password=admin_password,
-            database="postgres",
-            sslmode="disable",
-            superuser=True,
+            database=pg.admin_database,
+            sslmode=pg.ssl,
+            sslrootcert=pg.ca_file,
+            superuser=pg.admin_is_superuser,
             connect_timeout=30,
             opts=child,
         )
+        pg_volume = postgres_container.volume if postgres_container else None
+        self.postgres = PostgresAccess(provider, pg_end, pg.ssl, pg_volume)
+        self.redis = RedisAccess(
+            endpoint=rd_end,
+            tls=rd.use_tls,
+            ca_file=rd.ca_file,
+            admin_user=rd.admin,
+            admin_password=redis_admin_password,
+            admin_host=redis_ready.ready_host,
+            admin_port=redis_ready.ready_port,
+            deleted_with=redis_container.volume if redis_container else None,
+        )
 
-        # PUBLIC may connect to these by default: any project's role could reach the admin
-        # database. Project databases revoke the same in their own component.
-        for database in ("postgres", "template1"):
-            postgresql.Grant(
-                f"{name}-{database}-revoke-public",
-                database=database,
-                role="public",
-                object_type="database",
-                privileges=[],
-                opts=pulumi.ResourceOptions(
-                    parent=self, provider=self.postgres_provider, deleted_with=pg_volume
-                ),
-            )
+        if postgres_container is not None:
+            # PUBLIC may connect to these by default: any project's role could reach the admin
+            # database. Project databases revoke the same in their own component. On an
+            # external server they belong to its owner; the readiness check warns instead.
+            for database in ("postgres", "template1"):
+                postgresql.Grant(
+                    f"{name}-{database}-revoke-public",
+                    database=database,
+                    role="public",
+                    object_type="database",
+                    privileges=[],
+                    opts=pulumi.ResourceOptions(
+                        parent=self, provider=provider, deleted_with=pg_volume
+                    ),
+                )
+        postgres_ready.warnings.apply(_warn)
+        redis_ready.warnings.apply(_warn)
 
         self.admin_url = postgres_url(
-            ADMIN_ROLE, admin_password, args.postgres.container_name, POSTGRES_PORT, "postgres"
+            pg.admin, admin_password, pg_end.host, pg_end.port, pg.admin_database, pg.ssl
         )
         self.admin_host_url = postgres_url(
-            ADMIN_ROLE, admin_password, "127.0.0.1", args.postgres.host_port, "postgres"
+            pg.admin,
+            admin_password,
+            pg_end.admin_host,
+            pg_end.admin_port,
+            pg.admin_database,
+            pg.ssl,
         )
-        if args.backup.enabled:
+        self.redis_admin_url = redis_url(
+            rd.admin, redis_admin_password, rd_end.host, rd_end.port, 0, rd.use_tls
+        )
+        self.redis_admin_host_url = redis_url(
+            rd.admin, redis_admin_password, rd_end.admin_host, rd_end.admin_port, 0, rd.use_tls
+        )
+        if args.backup.enabled and postgres_container and redis_container:
             BackupSchedule(
                 f"{name}-backup",
                 BackupScheduleArgs(
                     settings=args.backup,
-                    image=postgres.image,
-                    network_name=self.network_name,
+                    image=postgres_container.container.image,
+                    network_name=self._network,
                     postgres_host=postgres_ready.ready_container_name,
                     redis_host=redis_ready.ready_container_name,
-                    redis_volume=redis_volume.name,
+                    redis_volume=redis_container.volume.name,
                     admin_password=admin_password,
-                    redis_admin_password=self.redis_admin_password,
+                    redis_admin_password=redis_admin_password,
                     protect=args.protection.protect,
                     retain_on_delete=args.protection.retain_on_delete,
                     adopt_existing_volume=args.protection.adopt_existing_volumes,
@@ -271,17 +343,11 @@ class DatabaseServer(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self.postgres_container_id = postgres.id
-        self.redis_container_id = redis.id
         self.summary = {
             "network": self.network_name,
-            "postgres": {
-                "container": args.postgres.container_name,
-                "host_port": args.postgres.host_port,
-            },
-            "redis": {"container": args.redis.container_name, "host_port": args.redis.host_port},
+            "postgres": _service_summary(pg, pg_end),
+            "redis": _service_summary(rd, rd_end),
         }
-
         self.register_outputs(
             {
                 "network_name": self.network_name,
@@ -289,14 +355,111 @@ class DatabaseServer(pulumi.ComponentResource):
                 "admin_host_url": self.admin_host_url,
                 "redis_admin_url": self.redis_admin_url,
                 "redis_admin_host_url": self.redis_admin_host_url,
-                "postgres_container_id": self.postgres_container_id,
-                "redis_container_id": self.redis_container_id,
             }
+        )
+
+    @functools.cached_property
+    def _network(self) -> pulumi.Output[str]:
+        """The containers' network, made when the first container needs it; its name is known
+        once the network exists, when the stack creates it."""
+        settings = self._args.network
+        if not settings.create:
+            return pulumi.Output.from_input(settings.name)
+        # Shared with nginx and the projects' containers: guarded like the data.
+        docker.Network(
+            f"{self._name}-network",
+            name=settings.name,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=self._args.protection.protect,
+                retain_on_delete=self._args.protection.retain_on_delete,
+            ),
+        )
+        return NetworkReady(
+            f"{self._name}-network-ready", settings.name, opts=pulumi.ResourceOptions(parent=self)
+        ).ready_name
+
+    def _volume(self, resource_name: str, volume_name: str) -> docker.Volume:
+        protection = self._args.protection
+        return docker.Volume(
+            resource_name,
+            name=volume_name,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=protection.protect,
+                retain_on_delete=protection.retain_on_delete,
+                hooks=self._volume_hooks,
+            ),
+        )
+
+    @functools.cached_property
+    def _volume_hooks(self) -> pulumi.ResourceHookBinding | None:
+        """One guard for both volumes: a hook's name is registered once per stack."""
+        return volume_guard(self._name, self._args.protection.adopt_existing_volumes)
+
+    def _postgres(
+        self, admin_password: pulumi.Output[str]
+    ) -> tuple[ServerReady, _DataContainer | None]:
+        """PostgreSQL's readiness check, and its container and volume unless it is external."""
+        settings = self._args.postgres
+        if settings.external:
+            return self._ready_external("postgres", settings, admin_password), None
+        volume = self._volume(f"{self._name}-pgdata", settings.volume)
+        container = self._postgres_container(settings, volume, admin_password)
+        ready = self._ready("postgres", container, settings, admin_password)
+        return ready, _DataContainer(container, volume)
+
+    def _redis(
+        self, admin_password: pulumi.Output[str]
+    ) -> tuple[ServerReady, _DataContainer | None]:
+        """Redis's readiness check, and its container and volume unless it is external."""
+        settings = self._args.redis
+        if settings.external:
+            return self._ready_external("redis", settings, admin_password), None
+        volume = self._volume(f"{self._name}-redisdata", settings.volume)
+        container = self._redis_container(settings, volume, admin_password)
+        ready = self._ready("redis", container, settings, admin_password)
+        return ready, _DataContainer(container, volume)
+
+    def _ready_external(
+        self,
+        kind: str,
+        settings: PostgresSettings | RedisSettings,
+        admin_password: pulumi.Input[str],
+    ) -> ServerReady:
+        """Exists once the external server takes the admin's login and the admin has what
+        per-project work needs; fails with what is missing otherwise."""
+        endpoint = settings.endpoint()
+        external = (
+            ExternalServer(
+                database=settings.admin_database,
+                sslmode=settings.ssl,
+                ca_file=settings.ca_file,
+                superuser=settings.admin_is_superuser,
+            )
+            if isinstance(settings, PostgresSettings)
+            else ExternalServer(
+                tls=settings.use_tls, ca_file=settings.ca_file, databases=settings.databases
+            )
+        )
+        return ServerReady(
+            f"{self._name}-{kind}-ready",
+            ServerReadyArgs(
+                kind=kind,
+                container_id=EXTERNAL,
+                container_name=f"{endpoint.admin_host}:{endpoint.admin_port}",
+                host=endpoint.admin_host,
+                port=endpoint.admin_port,
+                user=settings.admin,
+                password=admin_password,
+                timeout_seconds=EXTERNAL_WAIT_SECONDS,
+                external=external,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _ready(
         self,
-        name: str,
         kind: str,
         container: docker.Container,
         settings: PostgresSettings | RedisSettings,
@@ -304,7 +467,7 @@ class DatabaseServer(pulumi.ComponentResource):
     ) -> ServerReady:
         """Exists once the server in ``container`` takes the admin's login from the host."""
         return ServerReady(
-            f"{name}-{kind}-ready",
+            f"{self._name}-{kind}-ready",
             ServerReadyArgs(
                 kind=kind,
                 container_id=container.id,
@@ -320,7 +483,6 @@ class DatabaseServer(pulumi.ComponentResource):
 
     def _postgres_container(
         self,
-        name: str,
         settings: PostgresSettings,
         volume: docker.Volume,
         admin_password: pulumi.Output[str],
@@ -329,7 +491,7 @@ class DatabaseServer(pulumi.ComponentResource):
         for parameter, value in sorted(settings.parameters.items()):
             command += ["-c", f"{parameter}={value}"]
         return self._data_container(
-            f"{name}-postgres",
+            f"{self._name}-postgres",
             settings,
             POSTGRES_PORT,
             volume,
@@ -352,7 +514,7 @@ class DatabaseServer(pulumi.ComponentResource):
         )
 
     def _redis_container(
-        self, name: str, settings: RedisSettings, volume: docker.Volume
+        self, settings: RedisSettings, volume: docker.Volume, admin_password: pulumi.Output[str]
     ) -> docker.Container:
         config = (
             "# Written by db-server; changes here are replaced on the next `pulumi up`.\n"
@@ -368,7 +530,7 @@ class DatabaseServer(pulumi.ComponentResource):
             f"maxmemory-policy {settings.maxmemory_policy}\n"
         )
         return self._data_container(
-            f"{name}-redis",
+            f"{self._name}-redis",
             settings,
             REDIS_PORT,
             volume,
@@ -378,13 +540,9 @@ class DatabaseServer(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=REDIS_CONFIG_FILE, content=config),
                 docker.ContainerUploadArgs(
                     file=REDIS_SERVER_ACL,
-                    content=self.redis_admin_password.apply(
-                        lambda password: server_acl(ADMIN_ROLE, password)
-                    ),
+                    content=admin_password.apply(lambda password: server_acl(ADMIN_ROLE, password)),
                 ),
-                docker.ContainerUploadArgs(
-                    file=REDIS_ADMIN_PASSWORD_FILE, content=self.redis_admin_password
-                ),
+                docker.ContainerUploadArgs(file=REDIS_ADMIN_PASSWORD_FILE, content=admin_password),
             ],
             healthcheck=_REDIS_HEALTHCHECK,
             stop_signal="SIGTERM",
@@ -444,7 +602,8 @@ class DatabaseServer(pulumi.ComponentResource):
             ],
             networks_advanced=[
                 docker.ContainerNetworksAdvancedArgs(
-                    name=self.network_name, aliases=[settings.container_name]
+                    name=self._network,
+                    aliases=[settings.container_name],
                 )
             ],
             volumes=[

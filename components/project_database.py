@@ -7,12 +7,13 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pulumi_random as random
 
+from components.database_server import PostgresAccess, RedisAccess
 from components.redis_acl import project_rules
 from components.scram import scram_sha256_verifier
 from components.urls import postgres_url, redis_url
 from projects import Project
 from providers.redis_user import RedisUser, RedisUserArgs
-from settings import ADMIN_ROLE, PASSWORD_SPECIALS, POSTGRES_PORT, REDIS_PORT
+from settings import PASSWORD_SPECIALS
 
 POSTGRES_URL_NAMES = ("url", "host_url")
 REDIS_URL_NAMES = ("redis_url", "host_redis_url")
@@ -27,30 +28,13 @@ class ProjectDatabaseArgs:
     project: Project
     """The validated project entry from ``projects.py``."""
 
-    postgres_provider: postgresql.Provider
-    """The server's admin provider. Only the SQL objects wait for it (a provider passed in the
-    component's options would hold back every child, the passwords too, until the server is up)."""
+    postgres: PostgresAccess
+    """The server's admin provider and addresses. Only the SQL objects wait for the provider (a
+    provider passed in the component's options would hold back every child, the passwords too,
+    until the server is up)."""
 
-    postgres_host: pulumi.Input[str]
-    """PostgreSQL's host name on the Docker network (its container name)."""
-
-    postgres_host_port: pulumi.Input[int]
-    """PostgreSQL's port published on 127.0.0.1."""
-
-    redis_host: pulumi.Input[str]
-    """Redis's host name on the Docker network (its container name)."""
-
-    redis_host_port: pulumi.Input[int]
-    """Redis's port published on 127.0.0.1."""
-
-    redis_admin_host: pulumi.Input[str]
-    """Where the Docker host reaches Redis as the admin, to manage the project's Redis user."""
-
-    redis_admin_port: pulumi.Input[int]
-    """Redis's port on ``redis_admin_host``."""
-
-    redis_admin_password: pulumi.Input[str]
-    """The Redis admin's password (secret)."""
+    redis: RedisAccess
+    """The Redis admin's connection and the server's addresses."""
 
     protect: bool
     """The database, role and Redis user carry ``protect``."""
@@ -66,8 +50,7 @@ class ProjectDatabase(pulumi.ComponentResource):
     The role can log in and nothing more: no superuser, CREATEDB, CREATEROLE or REPLICATION.
     CONNECT and TEMPORARY are revoked from PUBLIC on the database, so only its owner (and the
     admin) can connect. A project with a Redis index gets a Redis user of its own that may select
-    only that index (components/redis_acl.py). Give it the server's data volume through
-    ``opts.deleted_with``.
+    only that index (components/redis_acl.py).
     """
 
     url: pulumi.Output[str]
@@ -91,16 +74,15 @@ class ProjectDatabase(pulumi.ComponentResource):
         self, name: str, args: ProjectDatabaseArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("db-server:project_database:ProjectDatabase", name, None, opts)
-        project = args.project
-        # The role, database and revoke live in the server's data volume: when a destroy takes
+        project, pg = args.project, args.postgres
+        # The role, database and revoke live in a container's data volume: when a destroy takes
         # the volume, they go with it, and nothing dials a server that may be gone already.
-        deleted_with = opts.deleted_with if opts is not None else None
         data = pulumi.ResourceOptions(
             parent=self,
-            provider=args.postgres_provider,
+            provider=pg.provider,
             protect=args.protect,
             retain_on_delete=args.retain_on_delete,
-            deleted_with=deleted_with,
+            deleted_with=pg.deleted_with,
         )
 
         password: pulumi.Output[str] = pulumi.Output.secret(
@@ -152,30 +134,23 @@ class ProjectDatabase(pulumi.ComponentResource):
             object_type="database",
             privileges=[],
             opts=pulumi.ResourceOptions(
-                parent=self, provider=args.postgres_provider, deleted_with=deleted_with
+                parent=self, provider=pg.provider, deleted_with=pg.deleted_with
             ),
         )
 
-        self.url = postgres_url(
-            role.name, password, args.postgres_host, POSTGRES_PORT, database.name
-        )
+        end = pg.endpoint
+        self.url = postgres_url(role.name, password, end.host, end.port, database.name, pg.sslmode)
         self.host_url = postgres_url(
-            role.name, password, "127.0.0.1", args.postgres_host_port, database.name
+            role.name, password, end.admin_host, end.admin_port, database.name, pg.sslmode
         )
         self.urls = {"url": self.url, "host_url": self.host_url}
         self.redis_url = self.host_redis_url = None
         if project.redis_db is not None:
-            self._redis_user(name, args, project.redis_db, deleted_with)
+            self._redis_user(name, args, project.redis_db)
         self.register_outputs(dict(self.urls))
 
-    def _redis_user(
-        self,
-        name: str,
-        args: ProjectDatabaseArgs,
-        index: int,
-        deleted_with: pulumi.Resource | None,
-    ) -> None:
-        project = args.project
+    def _redis_user(self, name: str, args: ProjectDatabaseArgs, index: int) -> None:
+        project, rd = args.project, args.redis
         # Alphanumeric, like every Redis password here: nothing to escape anywhere.
         password: pulumi.Output[str] = pulumi.Output.secret(
             random.RandomPassword(
@@ -192,15 +167,21 @@ class ProjectDatabase(pulumi.ComponentResource):
                 password=password,
                 rules=project_rules(project.name, index),
                 on_delete="disable" if args.retain_on_delete else "delete",
-                host=args.redis_admin_host,
-                port=args.redis_admin_port,
-                admin_user=ADMIN_ROLE,
-                admin_password=args.redis_admin_password,
+                host=rd.admin_host,
+                port=rd.admin_port,
+                admin_user=rd.admin_user,
+                admin_password=rd.admin_password,
+                tls=rd.tls,
+                ca_file=rd.ca_file,
             ),
+            # The ACL file lives in the Redis container's data volume.
             opts=pulumi.ResourceOptions(
-                parent=self, protect=args.protect, deleted_with=deleted_with
+                parent=self, protect=args.protect, deleted_with=rd.deleted_with
             ),
         )
-        self.redis_url = redis_url(user.id, password, args.redis_host, REDIS_PORT, index)
-        self.host_redis_url = redis_url(user.id, password, "127.0.0.1", args.redis_host_port, index)
+        end = rd.endpoint
+        self.redis_url = redis_url(user.id, password, end.host, end.port, index, rd.tls)
+        self.host_redis_url = redis_url(
+            user.id, password, end.admin_host, end.admin_port, index, rd.tls
+        )
         self.urls |= {"redis_url": self.redis_url, "host_redis_url": self.host_redis_url}

@@ -23,9 +23,19 @@ def diff_fields(
     )
 
 
-def redis_client(host: str, port: int, user: str, password: str, timeout_s: float) -> "Redis":
+def redis_client(
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    timeout_s: float,
+    *,
+    tls: bool = False,
+    ca_file: str | None = None,
+) -> "Redis":
     """A Redis client that tries each command once: the callers decide what a failure means,
-    and a refused login must not be retried for seconds by the client itself."""
+    and a refused login must not be retried for seconds by the client itself. With ``tls``,
+    the server's certificate must be signed by ``ca_file`` (or a system CA) and name ``host``."""
     # Imported here: the provider process needs redis, the program does not.
     from redis import Redis
     from redis.backoff import NoBackoff
@@ -39,4 +49,7 @@ def redis_client(host: str, port: int, user: str, password: str, timeout_s: floa
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         retry=Retry(NoBackoff(), retries=0),
+        ssl=tls,
+        ssl_ca_certs=ca_file,
+        ssl_cert_reqs="required",
     )

@@ -33,8 +33,35 @@ _COMPARED = (*_REPLACE_ON, "rules", "password", "on_delete")
 
 def _admin(props: dict[str, Any]) -> Redis:
     return redis_client(
-        props["host"], int(props["port"]), props["admin_user"], props["admin_password"], 10
+        props["host"],
+        int(props["port"]),
+        props["admin_user"],
+        props["admin_password"],
+        10,
+        tls=bool(props.get("tls")),
+        ca_file=props.get("ca_file"),
     )
+
+
+def _save(admin: Redis) -> None:
+    """Writes the users where the server reads them at start: its ACL file, or, on a server
+    started without one, its config file. A user that would vanish on restart is an error."""
+    import redis
+
+    try:
+        admin.acl_save()
+        return
+    except redis.ResponseError as error:
+        if "ACL file" not in str(error):
+            raise
+    try:
+        admin.config_rewrite()
+    except redis.ResponseError as error:
+        raise redis.ResponseError(
+            "Redis has no ACL file (`aclfile`) and cannot rewrite its config file "
+            f"({error}): the projects' users would be lost on its next restart. Start the "
+            "server with an aclfile (see README, External servers)."
+        ) from None
 
 
 def _apply(props: dict[str, Any]) -> None:
@@ -48,7 +75,7 @@ def _apply(props: dict[str, Any]) -> None:
             password_hash(props["password"]),
             *props["rules"],
         )
-        admin.execute_command("ACL", "SAVE")
+        _save(admin)
 
 
 class _RedisUserProvider(ResourceProvider):
@@ -85,7 +112,7 @@ class _RedisUserProvider(ResourceProvider):
                 admin.execute_command("ACL", "SETUSER", id_, "off", "resetpass")
                 # Switching a user off leaves its open connections; these end now.
                 admin.execute_command("CLIENT", "KILL", "USER", id_)
-            admin.execute_command("ACL", "SAVE")
+            _save(admin)
 
 
 @dataclass
@@ -116,6 +143,12 @@ class RedisUserArgs:
     admin_password: pulumi.Input[str]
     """Its password (secret)."""
 
+    tls: bool = False
+    """Connect with TLS."""
+
+    ca_file: str | None = None
+    """PEM file of the CA that signed the server's certificate, with TLS."""
+
 
 class RedisUser(pulumi.dynamic.Resource):
     """A Redis ACL user, kept in the server's ACL file."""
@@ -135,6 +168,8 @@ class RedisUser(pulumi.dynamic.Resource):
                 "port": args.port,
                 "admin_user": args.admin_user,
                 "admin_password": pulumi.Output.secret(args.admin_password),
+                # Only where set: users on a container keep the inputs they always had.
+                **({"tls": True, "ca_file": args.ca_file} if args.tls else {}),
             },
             pulumi.ResourceOptions.merge(
                 opts,

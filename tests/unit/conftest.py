@@ -77,7 +77,7 @@ class _Mocks(pulumi.runtime.Mocks):
         if args.name.endswith("-network-ready"):
             outputs["ready_name"] = args.inputs["name"]
         elif args.name.endswith("-ready"):
-            outputs = server_ready_outputs(outputs)
+            outputs = server_ready_outputs(outputs, [])
         if args.name.endswith("-redis-user"):  # a RedisUser's id is its name
             return args.inputs["username"], outputs
         return f"{args.name}-id", outputs
@@ -93,6 +93,9 @@ class _RecordingCallbacks:
         self.hooks: dict[str, pulumi.ResourceHook] = {}
 
     def register_resource_hook(self, hook: pulumi.ResourceHook) -> None:
+        # As the engine does: a hook's name is registered once per stack.
+        if hook.name in self.hooks:
+            raise ValueError(f"resource hook already registered for name {hook.name!r}")
         self.hooks[hook.name] = hook
 
 

@@ -247,8 +247,9 @@ def test_every_problem_is_reported_at_once(
         ),
         (
             {"db-server:postgres": {"hostport": 5433}},
-            "db-server:postgres.hostport: unknown setting (known: container_name, data_path, "
-            "host_port, image, memory_mb, parameters, shm_size_mb, volume)",
+            "db-server:postgres.hostport: unknown setting (known: admin_host, admin_port, "
+            "admin_user, ca_file, container_name, data_path, database, host, host_port, image, "
+            "memory_mb, mode, parameters, port, shm_size_mb, sslmode, superuser, volume)",
         ),
         (
             {"db-server:redis": {"maxmemory": "lots"}},

@@ -406,8 +406,8 @@ def test_summary_names_projects_indexes_and_containers(run_program: ProgramRunne
 
     assert summary == {
         "network": "nginx-network",
-        "postgres": {"container": "db-server-postgres", "host_port": 5432},
-        "redis": {"container": "db-server-redis", "host_port": 6379},
+        "postgres": {"mode": "container", "container": "db-server-postgres", "host_port": 5432},
+        "redis": {"mode": "container", "container": "db-server-redis", "host_port": 6379},
         "projects": {
             "crypto_ai_agent": {"database": "crypto_ai_agent", "user": "crypto", "redis_db": 3},
             "project2_db": {"database": "project2_db", "user": "project2_user", "redis_db": 1},
