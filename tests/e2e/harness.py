@@ -295,10 +295,16 @@ def connect_as(url: str, dbname: str) -> psycopg.Connection[TupleRow]:
     return connect(url, dbname=dbname)
 
 
-def redis_client(url: str) -> redis.Redis:
-    """A client for a Redis URL that reports a refusal at once instead of retrying it."""
+def redis_client(url: str, ca_file: str | None = None) -> redis.Redis:
+    """A client for a Redis URL that reports a refusal at once instead of retrying it; a
+    ``rediss://`` URL's server certificate is checked against ``ca_file``."""
+    tls = {"ssl_ca_certs": ca_file} if ca_file else {}
     return redis.Redis.from_url(
-        url, socket_timeout=5, socket_connect_timeout=5, retry=Retry(NoBackoff(), retries=0)
+        url,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        retry=Retry(NoBackoff(), retries=0),
+        **tls,
     )
 
 
