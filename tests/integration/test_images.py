@@ -1,6 +1,7 @@
-"""The stand-in postgres:17 and redis:8 images keep the official images' contract.
+"""The stand-in images keep the contract of the images the stack runs: the official postgres:17
+and redis:8, edoburu/pgbouncer and the postgres and redis exporters.
 
-The stack runs the official images; CI cannot pull them, so it builds look-alikes from Debian
+The stack runs the upstream images; CI cannot pull them, so it builds look-alikes from Debian
 packages (``.ci/lib/images.sh``, ``.ci/images/``). These tests pin down the part of the official
 behaviour the program relies on, as a user sees it: which logins work and which fail, what is
 created on first start and what survives a container replacement, and how the servers stop.
@@ -8,17 +9,20 @@ created on first start and what survives a container replacement, and how the se
 
 from __future__ import annotations
 
+import json
 import socket
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 import redis
+from psycopg.rows import TupleRow
 
-if TYPE_CHECKING:
-    # Annotations only: at run time the fixtures hand these objects out.
-    from tests.integration.conftest import Container, DockerResources
+from tests.conftest import _image, docker_cli
+from tests.integration.conftest import Container, DockerResources, retry, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -339,3 +343,340 @@ def test_redis_keys_survive_container_replacement(
     aof_files = second.exec("ls", "/data/appendonlydir").split()
     assert any(name.endswith(".incr.aof") for name in aof_files), aof_files
     assert second.exec("stat", "-c", "%U", "/data/appendonlydir").strip() == "redis"
+
+
+# --- PgBouncer and the exporters, beside the stand-in servers on a network of their own -----
+
+MONITOR_PASSWORD = "monitor-pass-4e1d"
+LOOKUP_PASSWORD = "lookup-pass-b83c"
+APP_USER = "shop_user"
+APP_PASSWORD = "shop-pass-61a0"
+APP_DB = "shop"
+APP_CONNECTION_LIMIT = 20
+
+
+@pytest.fixture(scope="module")
+def pgbouncer_image(docker: None) -> str:
+    """The image that stands in for edoburu/pgbouncer (DB_SERVER_TEST_PGBOUNCER_IMAGE)."""
+    return _image("DB_SERVER_TEST_PGBOUNCER_IMAGE")
+
+
+@pytest.fixture(scope="module")
+def postgres_exporter_image(docker: None) -> str:
+    """The stand-in for quay.io/prometheuscommunity/postgres-exporter."""
+    return _image("DB_SERVER_TEST_POSTGRES_EXPORTER_IMAGE")
+
+
+@pytest.fixture(scope="module")
+def redis_exporter_image(docker: None) -> str:
+    """The stand-in for oliver006/redis_exporter (DB_SERVER_TEST_REDIS_EXPORTER_IMAGE)."""
+    return _image("DB_SERVER_TEST_REDIS_EXPORTER_IMAGE")
+
+
+@dataclass
+class Network:
+    """A Docker network of a test module's own, where containers reach each other by alias."""
+
+    name: str
+    resources: DockerResources = field(default_factory=DockerResources)
+
+    def run(
+        self,
+        image: str,
+        *args: str,
+        alias: str,
+        env: Mapping[str, str] | None = None,
+        mounts: Sequence[str] = (),
+        publish: Sequence[int] = (),
+    ) -> Container:
+        """``DockerResources.run`` on this network (the shared one knows only Docker's default
+        network, where containers cannot find each other by name)."""
+        name = unique_name(alias)
+        self.resources.containers.append(name)
+        options = ["--name", name, "--network", self.name, "--network-alias", alias]
+        for key, value in (env or {}).items():
+            options += ["--env", f"{key}={value}"]
+        for mount in mounts:
+            options += ["--volume", mount]
+        for port in publish:
+            options += ["--publish", f"127.0.0.1::{port}"]
+        docker_cli("run", "--detach", *options, image, *args)
+        return Container(name)
+
+
+@pytest.fixture(scope="module")
+def network(docker: None) -> Iterator[Network]:
+    """A new network; its containers are removed before it is."""
+    created = Network(unique_name("net"))
+    docker_cli("network", "create", created.name)
+    yield created
+    created.resources.cleanup()
+    docker_cli("network", "rm", created.name)
+
+
+def secret_file(folder: Path, name: str, text: str) -> str:
+    """A file the containers' non-root users can read, as a bind mount source."""
+    readable_dir(folder, {name: text})
+    return str(folder / name)
+
+
+@pytest.fixture(scope="module")
+def backend(network: Network, postgres_image: str) -> Container:
+    """PostgreSQL as ``postgres`` on the network, with a project role and database, a
+    ``pg_monitor`` role for the exporter and a lookup role for PgBouncer's auth_query."""
+    container = network.run(
+        postgres_image,
+        alias="postgres",
+        env={"POSTGRES_USER": PG_USER, "POSTGRES_PASSWORD": PG_PASSWORD},
+        publish=[5432],
+    )
+    container.wait_for_postgres(user=PG_USER, password=PG_PASSWORD, dbname="postgres")
+    with container.postgres_connect(user=PG_USER, password=PG_PASSWORD, dbname="postgres") as conn:
+        conn.execute(
+            f"CREATE ROLE {APP_USER} LOGIN CONNECTION LIMIT {APP_CONNECTION_LIMIT}"
+            f" PASSWORD '{APP_PASSWORD}'"
+        )
+        conn.execute(f"CREATE DATABASE {APP_DB} OWNER {APP_USER}")
+        conn.execute(f"CREATE ROLE monitor LOGIN PASSWORD '{MONITOR_PASSWORD}' IN ROLE pg_monitor")
+        # PgBouncer's auth_query reads password verifiers through a function that only this
+        # role may call, instead of reading pg_authid as a superuser.
+        conn.execute(f"CREATE ROLE pgbouncer_lookup LOGIN PASSWORD '{LOOKUP_PASSWORD}'")
+        conn.execute("CREATE SCHEMA pgbouncer")
+        conn.execute(
+            "CREATE FUNCTION pgbouncer.user_lookup(p_user text, OUT usename name, OUT passwd text)"
+            " LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog"
+            " AS $$ SELECT usename, passwd FROM pg_shadow WHERE usename = p_user $$"
+        )
+        conn.execute("REVOKE ALL ON FUNCTION pgbouncer.user_lookup(text) FROM PUBLIC")
+        conn.execute("GRANT USAGE ON SCHEMA pgbouncer TO pgbouncer_lookup")
+        conn.execute("GRANT EXECUTE ON FUNCTION pgbouncer.user_lookup(text) TO pgbouncer_lookup")
+    return container
+
+
+PGBOUNCER_INI = """\
+[databases]
+* = host=postgres port=5432 auth_user=pgbouncer_lookup
+
+[pgbouncer]
+listen_addr = *
+listen_port = 6432
+auth_type = scram-sha-256
+auth_file = /etc/pgbouncer/userlist.txt
+auth_dbname = postgres
+auth_query = SELECT usename, passwd FROM pgbouncer.user_lookup($1)
+pool_mode = transaction
+"""
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(
+    network: Network,
+    backend: Container,
+    pgbouncer_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Container:
+    """PgBouncer in front of ``backend`` with a config of its own, as the stack runs it: only the
+    lookup role's password is in a file, every other login is checked through auth_query."""
+    config = readable_dir(
+        tmp_path_factory.mktemp("pgbouncer"),
+        {
+            "pgbouncer.ini": PGBOUNCER_INI,
+            "userlist.txt": f'"pgbouncer_lookup" "{LOOKUP_PASSWORD}"\n',
+        },
+    )
+    container = network.run(
+        pgbouncer_image,
+        alias="pgbouncer",
+        mounts=[f"{config}:/etc/pgbouncer:ro"],
+        publish=[6432],
+    )
+
+    def login() -> None:
+        with pooled_connect(container, APP_PASSWORD) as conn:
+            conn.execute("SELECT 1")
+
+    retry(login, what=f"PgBouncer in {container.name}", check_alive=container.check_alive)
+    return container
+
+
+def pooled_connect(container: Container, password: str) -> psycopg.Connection[TupleRow]:
+    """The project's login through PgBouncer's published port."""
+    return psycopg.connect(
+        host="127.0.0.1",
+        port=container.host_port(6432),
+        user=APP_USER,
+        password=password,
+        dbname=APP_DB,
+        connect_timeout=5,
+        autocommit=True,
+    )
+
+
+def test_pgbouncer_logs_a_project_in_through_auth_query(pgbouncer: Container) -> None:
+    with pooled_connect(pgbouncer, APP_PASSWORD) as conn:
+        row = conn.execute("SELECT current_user, current_database()").fetchone()
+    assert row == (APP_USER, APP_DB)
+    # PgBouncer checks the password against the verifier itself and says only this.
+    with pytest.raises(psycopg.OperationalError, match="SASL authentication failed"):
+        pooled_connect(pgbouncer, "wrong")
+
+
+def test_pgbouncer_runs_as_pid_1_not_as_root(pgbouncer: Container) -> None:
+    assert pgbouncer.exec("cat", "/proc/1/comm").strip() == "pgbouncer"
+    assert pgbouncer.exec("stat", "-c", "%U", "/proc/1").strip() == "postgres"
+    assert "Starting /usr/bin/pgbouncer /etc/pgbouncer/pgbouncer.ini..." in pgbouncer.logs()
+
+
+def test_pgbouncer_without_a_config_stops_and_has_no_password(
+    resources: DockerResources, pgbouncer_image: str
+) -> None:
+    container = resources.run(pgbouncer_image, purpose="pgbouncer-noconf")
+    assert container.exit_code() == 1
+    assert "error: no /etc/pgbouncer/pgbouncer.ini" in container.logs()
+    listing = docker_cli(
+        "run",
+        "--rm",
+        "--name",
+        unique_name("pgbouncer-files"),
+        "--entrypoint",
+        "stat",
+        pgbouncer_image,
+        "-c",
+        "%n %s %U",
+        "/etc/pgbouncer/userlist.txt",
+    )
+    assert listing.strip() == "/etc/pgbouncer/userlist.txt 0 postgres"
+
+
+def metrics(container: Container, port: int) -> list[str]:
+    """The lines of the exporter's /metrics page, through its published port."""
+    url = f"http://127.0.0.1:{container.host_port(port)}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode().splitlines()
+
+
+def metric_names(lines: list[str]) -> set[str]:
+    """The names of the metrics on a /metrics page."""
+    return {line.split("{")[0].split(" ")[0] for line in lines if not line.startswith("#")}
+
+
+def wait_for_metric(container: Container, port: int, line: str) -> list[str]:
+    """The /metrics lines once ``line`` is among them (an exporter logs in at its first scrape)."""
+
+    def scrape() -> list[str]:
+        lines = metrics(container, port)
+        assert line in lines, f"no {line!r} in {container.name}'s metrics"
+        return lines
+
+    return retry(scrape, what=f"{line!r} from {container.name}", check_alive=container.check_alive)
+
+
+@pytest.fixture(scope="module")
+def postgres_exporter(
+    network: Network,
+    backend: Container,
+    postgres_exporter_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Container:
+    """The exporter as the pg_monitor role, its password in a file as the stack gives it."""
+    password = secret_file(tmp_path_factory.mktemp("pg-monitor"), "password", MONITOR_PASSWORD)
+    return network.run(
+        postgres_exporter_image,
+        alias="postgres-exporter",
+        env={
+            "DATA_SOURCE_URI": "postgres:5432/postgres?sslmode=disable",
+            "DATA_SOURCE_USER": "monitor",
+            "DATA_SOURCE_PASS_FILE": "/run/secrets/monitor-password",
+        },
+        mounts=[f"{password}:/run/secrets/monitor-password:ro"],
+        publish=[9187],
+    )
+
+
+def test_postgres_exporter_reports_the_server_up_with_what_the_alerts_use(
+    postgres_exporter: Container,
+) -> None:
+    lines = wait_for_metric(postgres_exporter, 9187, "pg_up 1")
+    assert {"pg_settings_max_connections", "pg_stat_activity_count"} <= metric_names(lines)
+    assert f'pg_roles_connection_limit{{rolname="{APP_USER}"}} {APP_CONNECTION_LIMIT}' in lines
+
+
+def test_postgres_exporter_runs_as_nobody(postgres_exporter: Container) -> None:
+    assert postgres_exporter.exec("stat", "-c", "%U", "/proc/1").strip() == "nobody"
+
+
+def test_exporters_take_upstreams_arguments(
+    resources: DockerResources, postgres_exporter_image: str, redis_exporter_image: str
+) -> None:
+    # The entrypoint is the exporter itself, as upstream: arguments reach it unchanged.
+    for image, expected in (
+        (postgres_exporter_image, "postgres_exporter, version 0."),
+        (redis_exporter_image, "Redis Metrics Exporter 1."),
+    ):
+        container = resources.run(image, "--version", purpose="exporter-version")
+        assert container.exit_code() == 0
+        assert expected in container.logs()
+
+
+MONITOR_REDIS_USER = "monitor"
+# What redis_exporter needs of Redis, and nothing that reads or writes a key's value.
+MONITOR_REDIS_ACL = (
+    "-@all",
+    "+@connection",
+    "+info",
+    "+config|get",
+    "+slowlog",
+    "+latency",
+    "+client|list",
+    "+client|setname",
+    "+memory|stats",
+    "+select",
+    "+dbsize",
+)
+
+
+@pytest.fixture(scope="module")
+def redis_exporter(
+    network: Network,
+    redis_image: str,
+    redis_exporter_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Container:
+    """Redis as ``redis`` with the stack's arguments and a monitoring user, and the exporter
+    logged in as that user, its password in a file (a JSON map from Redis URI to password)."""
+    server = network.run(redis_image, *REDIS_ARGS, alias="redis", publish=[6379])
+    server.wait_for_redis(REDIS_PASSWORD)
+    with server.redis_client(REDIS_PASSWORD) as client:
+        client.execute_command(
+            "ACL", "SETUSER", MONITOR_REDIS_USER, "on", f">{MONITOR_PASSWORD}", *MONITOR_REDIS_ACL
+        )
+    passwords = secret_file(
+        tmp_path_factory.mktemp("redis-monitor"),
+        "passwords.json",
+        json.dumps({f"redis://{MONITOR_REDIS_USER}@redis:6379": MONITOR_PASSWORD}),
+    )
+    return network.run(
+        redis_exporter_image,
+        alias="redis-exporter",
+        env={
+            "REDIS_ADDR": "redis://redis:6379",
+            "REDIS_USER": MONITOR_REDIS_USER,
+            "REDIS_PASSWORD_FILE": "/run/secrets/redis-passwords.json",
+        },
+        mounts=[f"{passwords}:/run/secrets/redis-passwords.json:ro"],
+        publish=[9121],
+    )
+
+
+def test_redis_exporter_reports_the_server_up_with_what_the_alerts_use(
+    redis_exporter: Container,
+) -> None:
+    lines = wait_for_metric(redis_exporter, 9121, "redis_up 1")
+    # The monitoring user's rights were enough for every command the exporter ran.
+    assert 'redis_exporter_last_scrape_error{err=""} 0' in lines
+    assert f"redis_memory_max_bytes {256 * 1024 * 1024:.8e}" in lines
+    assert {"redis_memory_used_bytes", "redis_evicted_keys_total"} <= metric_names(lines)
+
+
+def test_redis_exporter_runs_as_upstreams_uid(redis_exporter: Container) -> None:
+    assert redis_exporter.exec("stat", "-c", "%u:%g", "/proc/1").strip() == "59000:59000"
