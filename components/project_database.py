@@ -125,6 +125,29 @@ class ProjectDatabase(pulumi.ComponentResource):
             template="template0",
             opts=data,
         )
+        owner_rights: list[pulumi.Resource] = []
+        if not pg.admin_is_superuser:
+            # Only the owner (or a superuser) can take PUBLIC's rights on a database: anyone
+            # else's REVOKE is a warning that changes nothing. A non-superuser admin acts as
+            # the owner through membership of the project's role.
+            owner_rights.append(
+                postgresql.GrantRole(
+                    f"{name}-admin-membership",
+                    role=pg.admin,
+                    grant_role=role.name,
+                    # The role's creator holds ADMIN OPTION on it from the creation on
+                    # (PostgreSQL 16+), which the provider reads back as this membership's.
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        provider=pg.provider,
+                        deleted_with=pg.deleted_with,
+                        ignore_changes=["withAdminOption"],
+                        # After the database: its create grants the same membership for a
+                        # moment and takes it back when done.
+                        depends_on=[database],
+                    ),
+                )
+            )
         # An empty privilege list for "public" revokes everything PUBLIC holds on the
         # database, CONNECT and TEMPORARY included; the owner keeps its own rights.
         postgresql.Grant(
@@ -134,7 +157,10 @@ class ProjectDatabase(pulumi.ComponentResource):
             object_type="database",
             privileges=[],
             opts=pulumi.ResourceOptions(
-                parent=self, provider=pg.provider, deleted_with=pg.deleted_with
+                parent=self,
+                provider=pg.provider,
+                deleted_with=pg.deleted_with,
+                depends_on=owner_rights,
             ),
         )
 

@@ -104,6 +104,13 @@ def test_external_postgres_is_managed_without_superuser_over_verified_tls(
     roles = deployment.of_type("postgresql:index/role:Role")
     assert roles
     assert {r.deleted_with for r in roles} == {""}
+    # The admin acts as each database's owner through membership of its role: a REVOKE by
+    # anyone else changes nothing.
+    membership = deployment.named("crypto_ai_agent-admin-membership")
+    assert membership.inputs == {"role": "platform_admin", "grantRole": "crypto"}
+    assert any(d.endswith("::crypto_ai_agent-database") for d in membership.dependencies)
+    revoke = deployment.named("crypto_ai_agent-revoke-public")
+    assert any(d.endswith("::crypto_ai_agent-admin-membership") for d in revoke.dependencies)
     # The admin databases belong to the server's owner: the stack does not revoke on them.
     grants = deployment.of_type("postgresql:index/grant:Grant")
     assert {g.inputs["database"] for g in grants}.isdisjoint({"postgres", "template1"})
