@@ -4,7 +4,7 @@ VENV := venv
 PYTHON := $(VENV)/bin/python
 PULUMI := pulumi --stack $(STACK)
 
-.PHONY: install test unit lint bench preview up repair destroy retire outputs
+.PHONY: install test unit lint bench preview up repair destroy retire forget-container outputs
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -53,6 +53,11 @@ retire:
 	  grep -E '^urn:pulumi:.*ProjectDatabase\$$.*::$(PROJECT)-(role|database|redis-user)$$'); \
 	[ -n "$$urns" ] || { echo "retire: no project $(PROJECT) in stack $(STACK)" >&2; exit 1; }; \
 	pulumi state unprotect --stack $(STACK) --yes $$urns
+
+## Before a service moves to an external server: make forget-container SERVICE=postgres STACK=prod
+## The stack forgets the container and its volume; Docker keeps both, data and all.
+forget-container:
+	scripts/forget-container.sh "$(SERVICE)" "$(STACK)"
 
 ## Print one project's URLs: make outputs PROJECT=crypto_ai_agent
 outputs:
