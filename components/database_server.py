@@ -153,6 +153,13 @@ class PostgresAccess:
     sslmode: str
     """libpq ``sslmode`` the projects' URLs carry (none for ``disable``)."""
 
+    admin: str
+    """The admin role the provider logs in as."""
+
+    admin_is_superuser: bool
+    """Whether it is a superuser; if not, it must be a member of a project's role to act as
+    its owner."""
+
     deleted_with: pulumi.Resource | None
     """The container's data volume: SQL objects go with it, and a destroy never dials a server
     that may be gone. None for an external server, where they are dropped one by one."""
@@ -277,7 +284,9 @@ class DatabaseServer(pulumi.ComponentResource):
             opts=child,
         )
         pg_volume = postgres_container.volume if postgres_container else None
-        self.postgres = PostgresAccess(provider, pg_end, pg.ssl, pg_volume)
+        self.postgres = PostgresAccess(
+            provider, pg_end, pg.ssl, pg.admin, pg.admin_is_superuser, pg_volume
+        )
         self.redis = RedisAccess(
             endpoint=rd_end,
             tls=rd.use_tls,

@@ -195,13 +195,28 @@ class E2EStack:
         path = self.workdir / f"Pulumi.{self.stack_name}.yaml"
         existing = yaml.safe_load(path.read_text()) if path.exists() else {}
         existing = existing or {}
-        existing["config"] = {f"db-server:{k}": v for k, v in self.config.items()}
+        # Secrets are set through the CLI (set_secret) and kept as it encrypted them.
+        secrets = {
+            key: value
+            for key, value in (existing.get("config") or {}).items()
+            if isinstance(value, dict) and "secure" in value
+        }
+        existing["config"] = secrets | {f"db-server:{k}": v for k, v in self.config.items()}
         path.write_text(yaml.safe_dump(existing, sort_keys=True))
 
     def set(self, section: str, **values: Any) -> None:
         """Changes settings of one section, as a user edits the stack file."""
         self.config.setdefault(section, {}).update(values)
         self.write_config()
+
+    def replace(self, section: str, **values: Any) -> None:
+        """Replaces a whole section, e.g. a container's settings by an external server's."""
+        self.config[section] = dict(values)
+        self.write_config()
+
+    def set_secret(self, key: str, value: str) -> None:
+        """`pulumi config set --secret KEY VALUE`, the value passed on stdin, not argv."""
+        self.stack.set_config(key, auto.ConfigValue(value, secret=True))
 
     # -- engine operations -----------------------------------------------------------------
 
