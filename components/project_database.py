@@ -1,6 +1,5 @@
 """One project's share of the server: its database, login role, Redis user and URLs."""
 
-import base64
 from dataclasses import dataclass
 
 import pulumi
@@ -8,16 +7,17 @@ import pulumi_postgresql as postgresql
 import pulumi_random as random
 
 from components.database_server import PostgresAccess, RedisAccess
+from components.logins import random_login
 from components.redis_acl import project_rules
-from components.scram import scram_sha256_verifier
 from components.urls import postgres_url, redis_url
 from projects import Project
 from providers.redis_user import RedisUser, RedisUserArgs
-from settings import PASSWORD_SPECIALS
+from settings import Endpoint
 
 POSTGRES_URL_NAMES = ("url", "host_url")
+POOLED_URL_NAMES = ("pooled_url", "host_pooled_url")
 REDIS_URL_NAMES = ("redis_url", "host_redis_url")
-URL_NAMES = POSTGRES_URL_NAMES + REDIS_URL_NAMES
+URL_NAMES = POSTGRES_URL_NAMES + POOLED_URL_NAMES + REDIS_URL_NAMES
 """The keys ``ProjectDatabase.urls`` may have: each project exports ``<name>_<key>``."""
 
 
@@ -35,6 +35,9 @@ class ProjectDatabaseArgs:
 
     redis: RedisAccess
     """The Redis admin's connection and the server's addresses."""
+
+    pooler: Endpoint | None
+    """Where the pooler is reached, when the stack runs one: the project gets pooled URLs."""
 
     protect: bool
     """The database, role and Redis user carry ``protect``."""
@@ -85,24 +88,7 @@ class ProjectDatabase(pulumi.ComponentResource):
             deleted_with=pg.deleted_with,
         )
 
-        password: pulumi.Output[str] = pulumi.Output.secret(
-            random.RandomPassword(
-                f"{name}-password",
-                length=32,
-                special=True,
-                override_special=PASSWORD_SPECIALS,
-                opts=pulumi.ResourceOptions(parent=self),
-            ).result
-        )
-        # A random salt kept in state, so the verifier is stable from one run to the next.
-        salt = random.RandomId(
-            f"{name}-password-salt", byte_length=16, opts=pulumi.ResourceOptions(parent=self)
-        ).b64_std
-        verifier: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(password, salt).apply(
-                lambda args: scram_sha256_verifier(args[0], base64.b64decode(args[1]))
-            )
-        )
+        password, verifier = random_login(name, self, length=32, special=True)
         role = postgresql.Role(
             f"{name}-role",
             name=project.user,
@@ -170,6 +156,16 @@ class ProjectDatabase(pulumi.ComponentResource):
             role.name, password, end.admin_host, end.admin_port, database.name, pg.sslmode
         )
         self.urls = {"url": self.url, "host_url": self.host_url}
+        if args.pooler is not None:
+            # Through PgBouncer, for the app; the direct URLs stay for migrations and
+            # anything that needs a session of its own.
+            pooler = args.pooler
+            self.urls["pooled_url"] = postgres_url(
+                role.name, password, pooler.host, pooler.port, database.name
+            )
+            self.urls["host_pooled_url"] = postgres_url(
+                role.name, password, pooler.admin_host, pooler.admin_port, database.name
+            )
         self.redis_url = self.host_redis_url = None
         if project.redis_db is not None:
             self._redis_user(name, args, project.redis_db)
