@@ -10,8 +10,10 @@ import pulumi
 
 import projects
 from components.database_server import DatabaseServer, DatabaseServerArgs
+from components.metrics import Metrics, MetricsArgs
+from components.pooler import POOLER_PORT, Pooler, PoolerArgs
 from components.project_database import ProjectDatabase, ProjectDatabaseArgs
-from settings import load_settings
+from settings import Endpoint, load_settings
 from validation import validate_projects
 
 settings = load_settings(pulumi.Config())
@@ -30,6 +32,33 @@ server = DatabaseServer(
     ),
 )
 
+pooler = None
+if settings.pooler.enabled:
+    assert server.network_name is not None  # a container server: settings refuse otherwise
+    Pooler(
+        "db-server-pooler",
+        PoolerArgs(
+            settings=settings.pooler,
+            projects=projects.PROJECTS,
+            postgres=server.postgres,
+            network_name=server.network_name,
+        ),
+    )
+    pooler = Endpoint(
+        "127.0.0.1", settings.pooler.host_port, settings.pooler.container_name or "", POOLER_PORT
+    )
+if settings.metrics.enabled:
+    assert server.network_name is not None  # container servers: settings refuse otherwise
+    Metrics(
+        "db-server-metrics",
+        MetricsArgs(
+            settings=settings.metrics,
+            postgres=server.postgres,
+            redis=server.redis,
+            network_name=server.network_name,
+        ),
+    )
+
 for project in projects.PROJECTS:
     database = ProjectDatabase(
         project.name,
@@ -37,6 +66,7 @@ for project in projects.PROJECTS:
             project=project,
             postgres=server.postgres,
             redis=server.redis,
+            pooler=pooler,
             protect=settings.protection.protect,
             retain_on_delete=settings.protection.retain_on_delete,
         ),

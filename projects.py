@@ -29,6 +29,18 @@ class Project:
     statement_timeout_ms: int = 0
     """Statement timeout set on the role in milliseconds; 0 leaves queries unbounded."""
 
+    pool_mode: str = "transaction"
+    """Through the pooler (``db-server:pooler``): ``transaction`` shares a server connection
+    between clients per transaction; ``session`` keeps one per client, for apps that use
+    session state (``SET``, advisory locks, ``LISTEN``, prepared statements by name)."""
+
+    pool_size: int = 5
+    """Server connections the pooler opens for the project at most; they count against
+    ``connection_limit``, which must leave room for them."""
+
+    max_client_connections: int = 200
+    """Client connections the pooler takes for the project at once; more wait to be refused."""
+
 
 PROJECTS: list[Project] = [
     Project("crypto_ai_agent", user="crypto", redis_db=3),

@@ -291,6 +291,48 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class PoolerSettings:
+    """PgBouncer in front of PostgreSQL: many clients share few server connections."""
+
+    enabled: bool = False
+    """Run the pooler; every project then also gets ``<name>_pooled_url`` and
+    ``<name>_host_pooled_url``."""
+
+    image: str = "edoburu/pgbouncer:v1.24.1-p1"
+    """An image honouring edoburu/pgbouncer's contract: runs ``pgbouncer`` with the config at
+    ``/etc/pgbouncer/pgbouncer.ini``."""
+
+    container_name: str | None = None
+    """By default named after PostgreSQL's container, ``-postgres`` becoming ``-pgbouncer``."""
+
+    host_port: int = 6432
+    """Port published on 127.0.0.1 of the Docker host."""
+
+    max_client_conn: int = 2000
+    """Client connections the pooler takes in all; each project has its own limit too."""
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus exporters beside the servers, logged in as least-privilege users."""
+
+    enabled: bool = False
+    """Run postgres_exporter and redis_exporter."""
+
+    postgres_exporter_image: str = "quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+    """An image honouring the upstream exporter's contract (``DATA_SOURCE_*`` variables)."""
+
+    redis_exporter_image: str = "oliver006/redis_exporter:v1.69.0"
+    """An image honouring the upstream exporter's contract (``REDIS_*`` variables)."""
+
+    postgres_exporter_port: int = 9187
+    """postgres_exporter's port, published on 127.0.0.1."""
+
+    redis_exporter_port: int = 9121
+    """redis_exporter's port, published on 127.0.0.1."""
+
+
+@dataclass(frozen=True)
 class ProtectionSettings:
     """How hard the stack guards data. The safe values are the defaults."""
 
@@ -314,6 +356,8 @@ class Settings:
     postgres: PostgresSettings
     redis: RedisSettings
     backup: BackupSettings
+    pooler: PoolerSettings
+    metrics: MetricsSettings
     protection: ProtectionSettings
     admin_password: pulumi.Output[str] | None
     """``db-server:admin_password`` when set (a secret): the PostgreSQL admin's. Otherwise a
@@ -351,6 +395,8 @@ def load_settings(config: pulumi.Config) -> Settings:
     postgres = _parse_section(config, "postgres", PostgresSettings, problems)
     redis = _parse_section(config, "redis", RedisSettings, problems)
     backup = _parse_section(config, "backup", BackupSettings, problems)
+    pooler = _parse_section(config, "pooler", PoolerSettings, problems)
+    metrics = _parse_section(config, "metrics", MetricsSettings, problems)
     protection = _parse_section(config, "protection", ProtectionSettings, problems)
     backup = replace(
         backup,
@@ -358,9 +404,15 @@ def load_settings(config: pulumi.Config) -> Settings:
         container_name=backup.container_name
         or _sibling_name(postgres.container_name, "-postgres", "-backup"),
     )
+    pooler = replace(
+        pooler,
+        container_name=pooler.container_name
+        or _sibling_name(postgres.container_name, "-postgres", "-pgbouncer"),
+    )
     if not problems:
         problems.extend(_check_values(network, postgres, redis, backup))
         problems.extend(_check_modes(postgres, redis, backup))
+        problems.extend(_check_extras(postgres, redis, pooler, metrics))
     problems.extend(_check_secret("admin_password", external=postgres.external))
     problems.extend(
         _check_secret("redis_admin_password", external=redis.external, generated_only=True)
@@ -372,6 +424,8 @@ def load_settings(config: pulumi.Config) -> Settings:
         postgres=postgres,
         redis=redis,
         backup=backup,
+        pooler=pooler,
+        metrics=metrics,
         protection=protection,
         admin_password=config.get_secret("admin_password"),
         redis_admin_password=config.get_secret("redis_admin_password"),
@@ -568,6 +622,57 @@ def _check_modes(
             f"{CONTAINER} only; back an external server up with its own tools "
             "(a managed service's snapshots, pg_dump)"
         )
+    return problems
+
+
+def _check_extras(
+    postgres: PostgresSettings,
+    redis: RedisSettings,
+    pooler: PoolerSettings,
+    metrics: MetricsSettings,
+) -> list[str]:
+    """The pooler's and exporters' settings, and that their servers are the stack's own."""
+    problems: list[str] = []
+    if pooler.enabled and postgres.external:
+        problems.append(
+            f"{PROJECT_NAME}:pooler.enabled: the pooler runs in front of PostgreSQL in mode "
+            f"{CONTAINER} only; an external server has its own (RDS Proxy, PgBouncer of its own)"
+        )
+    if metrics.enabled and (postgres.external or redis.external):
+        problems.append(
+            f"{PROJECT_NAME}:metrics.enabled: the exporters run beside servers in mode "
+            f"{CONTAINER} only; an external server has its provider's metrics"
+        )
+    if not _DOCKER_NAME.fullmatch(pooler.container_name or ""):
+        problems.append(
+            f"{PROJECT_NAME}:pooler.container_name: not a Docker name: {pooler.container_name!r}"
+        )
+    if pooler.max_client_conn < 1:
+        problems.append(
+            f"{PROJECT_NAME}:pooler.max_client_conn: must be at least 1, "
+            f"got {pooler.max_client_conn}"
+        )
+    ports = {
+        "postgres.host_port": postgres.host_port if not postgres.external else None,
+        "redis.host_port": redis.host_port if not redis.external else None,
+        "pooler.host_port": pooler.host_port if pooler.enabled else None,
+        "metrics.postgres_exporter_port": metrics.postgres_exporter_port
+        if metrics.enabled
+        else None,
+        "metrics.redis_exporter_port": metrics.redis_exporter_port if metrics.enabled else None,
+    }
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port is None:
+            continue
+        if not 1 <= port <= 65535:
+            problems.append(f"{PROJECT_NAME}:{name}: must be in 1-65535, got {port}")
+        elif port in seen:
+            problems.append(
+                f"{PROJECT_NAME}:{name}: port {port} is {PROJECT_NAME}:{seen[port]}'s already"
+            )
+        else:
+            seen[port] = name
     return problems
 
 

@@ -7,9 +7,13 @@ bad edit to ``projects.py`` is one round trip, not one per mistake.
 import re
 from collections.abc import Sequence
 
+from components.metrics import MONITOR_ROLE
+from components.pooler import LOOKUP_ROLE
 from components.project_database import URL_NAMES
 from projects import Project
 from settings import ADMIN_ROLE, InvalidInputError
+
+POOL_MODES = ("transaction", "session")
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _MAX_IDENTIFIER_BYTES = 63
@@ -26,6 +30,8 @@ _RESERVED = frozenset(
         "session_user",
         "default",  # Redis's built-in user
         ADMIN_ROLE,
+        LOOKUP_ROLE,
+        MONITOR_ROLE,
     }
 )
 
@@ -69,7 +75,12 @@ def _check_project(project: Project, redis_databases: int) -> list[str]:
             f"{label}: field 'redis_db': must be in 1-{redis_databases - 1} "
             f"(db-server:redis.databases is {redis_databases}), got {redis_db}"
         )
-    for field in ("connection_limit", "statement_timeout_ms"):
+    for field in (
+        "connection_limit",
+        "statement_timeout_ms",
+        "pool_size",
+        "max_client_connections",
+    ):
         value = getattr(project, field)
         if not isinstance(value, int) or isinstance(value, bool):
             problems.append(f"{label}: field '{field}': must be an integer, got {value!r}")
@@ -81,6 +92,25 @@ def _check_project(project: Project, redis_databases: int) -> list[str]:
         problems.append(
             f"{label}: field 'statement_timeout_ms': must be 0 (no limit) or more, "
             f"got {project.statement_timeout_ms}"
+        )
+    if project.pool_mode not in POOL_MODES:
+        problems.append(
+            f"{label}: field 'pool_mode': must be one of {', '.join(POOL_MODES)}, "
+            f"got {project.pool_mode!r}"
+        )
+    if (
+        isinstance(project.pool_size, int)
+        and isinstance(project.connection_limit, int)
+        and not 1 <= project.pool_size <= project.connection_limit
+    ):
+        problems.append(
+            f"{label}: field 'pool_size': must be in 1-{project.connection_limit} "
+            f"(its connection_limit), got {project.pool_size}"
+        )
+    if isinstance(project.max_client_connections, int) and project.max_client_connections < 1:
+        problems.append(
+            f"{label}: field 'max_client_connections': must be at least 1, "
+            f"got {project.max_client_connections}"
         )
     return problems
 

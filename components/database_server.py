@@ -93,6 +93,11 @@ class _DataContainer(NamedTuple):
     volume: docker.Volume
 
 
+def _once_ready(ready: ServerReady, host: str) -> pulumi.Output[str]:
+    """``host``, known once the readiness check passed."""
+    return ready.ready_host.apply(lambda _: host)
+
+
 def _warn(warnings: list[str] | None) -> None:
     for warning in warnings or []:
         pulumi.log.warn(warning)
@@ -160,6 +165,9 @@ class PostgresAccess:
     """Whether it is a superuser; if not, it must be a member of a project's role to act as
     its owner."""
 
+    ready_host: pulumi.Output[str]
+    """``endpoint.host``, known once the server takes logins: for containers beside it."""
+
     deleted_with: pulumi.Resource | None
     """The container's data volume: SQL objects go with it, and a destroy never dials a server
     that may be gone. None for an external server, where they are dropped one by one."""
@@ -189,6 +197,9 @@ class RedisAccess:
 
     admin_port: pulumi.Output[int]
     """``endpoint.admin_port``, likewise."""
+
+    ready_host: pulumi.Output[str]
+    """``endpoint.host``, known once Redis takes logins: for containers beside it."""
 
     deleted_with: pulumi.Resource | None
     """The container's data volume, where the ACL file lives; None for an external server."""
@@ -285,7 +296,13 @@ class DatabaseServer(pulumi.ComponentResource):
         )
         pg_volume = postgres_container.volume if postgres_container else None
         self.postgres = PostgresAccess(
-            provider, pg_end, pg.ssl, pg.admin, pg.admin_is_superuser, pg_volume
+            provider,
+            pg_end,
+            pg.ssl,
+            pg.admin,
+            pg.admin_is_superuser,
+            _once_ready(postgres_ready, pg_end.host),
+            pg_volume,
         )
         self.redis = RedisAccess(
             endpoint=rd_end,
@@ -295,6 +312,7 @@ class DatabaseServer(pulumi.ComponentResource):
             admin_password=redis_admin_password,
             admin_host=redis_ready.ready_host,
             admin_port=redis_ready.ready_port,
+            ready_host=_once_ready(redis_ready, rd_end.host),
             deleted_with=redis_container.volume if redis_container else None,
         )
 

@@ -121,9 +121,14 @@ def test_a_hundred_projects_some_with_redis_deploy_under_mocks(
 
     deployment = run_program("prod")
 
-    users = [r for r in deployment.of_type(DYNAMIC) if r.name.endswith("-redis-user")]
-    assert len(users) == 33
-    assert len(deployment.of_type("postgresql:index/role:Role")) == 100
+    project_users = [
+        r
+        for r in deployment.of_type(DYNAMIC)
+        if r.name.endswith("-redis-user") and "ProjectDatabase" in r.parent
+    ]
+    assert len(project_users) == 33
+    roles = deployment.of_type("postgresql:index/role:Role")
+    assert len([r for r in roles if "ProjectDatabase" in r.parent]) == 100
     assert deployment.outputs["app099_redis_url"].endswith("@db-server-redis:6379/99")
     assert "app100_redis_url" not in deployment.outputs
 

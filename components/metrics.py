@@ -1,0 +1,204 @@
+"""Prometheus exporters beside the servers, each logged in as a user that may only watch.
+
+postgres_exporter logs in as ``db_monitor``, a member of ``pg_monitor``: it reads statistics and
+sizes (connections and size per database, so per project) and no table. redis_exporter logs in
+as a Redis user of the same name that may run INFO and the like, and no command that reads or
+writes a key's value; it reports keys per database index, so per project. Both publish their
+port on 127.0.0.1 only. ``monitoring/`` holds the Prometheus config and alert rules.
+"""
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_postgresql as postgresql
+
+from components.database_server import PostgresAccess, RedisAccess
+from components.logins import random_login
+from providers.redis_user import RedisUser, RedisUserArgs
+from settings import POSTGRES_PORT, REDIS_PORT, MetricsSettings
+
+MONITOR_ROLE = "db_monitor"
+"""The PostgreSQL role and the Redis user the exporters log in as."""
+
+POSTGRES_EXPORTER_PORT = 9187
+REDIS_EXPORTER_PORT = 9121
+
+# What redis_exporter runs, and nothing that reads or writes a key's value.
+MONITOR_REDIS_RULES = [
+    "resetkeys",
+    "resetchannels",
+    "-@all",
+    "+@connection",
+    "+info",
+    "+config|get",
+    "+slowlog",
+    "+latency",
+    "+client|list",
+    "+client|setname",
+    "+memory|stats",
+    "+select",
+    "+dbsize",
+]
+
+_PASSWORD_FILE = "/run/secrets/monitor_password"
+_REDIS_PASSWORDS_FILE = "/run/secrets/redis_passwords.json"
+
+
+@dataclass
+class MetricsArgs:
+    """Inputs of a ``Metrics``."""
+
+    settings: MetricsSettings
+    """Images and ports."""
+
+    postgres: PostgresAccess
+    """The admin's provider, for the monitoring role."""
+
+    redis: RedisAccess
+    """The Redis admin's connection, for the monitoring user."""
+
+    network_name: pulumi.Input[str]
+    """The Docker network the exporters join."""
+
+
+class Metrics(pulumi.ComponentResource):
+    """postgres_exporter and redis_exporter containers with least-privilege logins, named
+    after their servers' containers (``<server>-exporter``)."""
+
+    def __init__(
+        self, name: str, args: MetricsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("db-server:metrics:Metrics", name, None, opts)
+        settings, pg, rd = args.settings, args.postgres, args.redis
+        postgres_host, redis_host = pg.ready_host, rd.ready_host
+        sql = pulumi.ResourceOptions(
+            parent=self, provider=pg.provider, deleted_with=pg.deleted_with
+        )
+
+        password, verifier = random_login(name, self, length=40, special=False)
+        role = postgresql.Role(
+            f"{name}-role",
+            name=MONITOR_ROLE,
+            login=True,
+            password=verifier,
+            roles=["pg_monitor"],
+            connection_limit=5,
+            opts=sql,
+        )
+        connect = postgresql.Grant(
+            f"{name}-connect",
+            database="postgres",
+            role=role.name,
+            object_type="database",
+            privileges=["CONNECT"],
+            opts=sql,
+        )
+        redis_user = RedisUser(
+            f"{name}-redis-user",
+            RedisUserArgs(
+                username=MONITOR_ROLE,
+                password=password,
+                rules=MONITOR_REDIS_RULES,
+                on_delete="delete",
+                host=rd.admin_host,
+                port=rd.admin_port,
+                admin_user=rd.admin_user,
+                admin_password=rd.admin_password,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, deleted_with=rd.deleted_with),
+        )
+
+        self._exporter(
+            f"{name}-postgres-exporter",
+            f"{pg.endpoint.host}-exporter",
+            settings.postgres_exporter_image,
+            POSTGRES_EXPORTER_PORT,
+            settings.postgres_exporter_port,
+            args.network_name,
+            envs=[
+                pulumi.Output.format(
+                    "DATA_SOURCE_URI={0}:{1}/postgres?sslmode=disable",
+                    postgres_host,
+                    POSTGRES_PORT,
+                ),
+                f"DATA_SOURCE_USER={MONITOR_ROLE}",
+                f"DATA_SOURCE_PASS_FILE={_PASSWORD_FILE}",
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=_PASSWORD_FILE, content=password, permissions="0644"
+                )
+            ],
+            depends_on=[connect],
+        )
+        # redis_exporter reads a JSON map from each server's URI to its password.
+        passwords = pulumi.Output.all(redis_host, password).apply(
+            lambda a: json.dumps({f"redis://{MONITOR_ROLE}@{a[0]}:{REDIS_PORT}": a[1]})
+        )
+        self._exporter(
+            f"{name}-redis-exporter",
+            f"{rd.endpoint.host}-exporter",
+            settings.redis_exporter_image,
+            REDIS_EXPORTER_PORT,
+            settings.redis_exporter_port,
+            args.network_name,
+            envs=[
+                pulumi.Output.format("REDIS_ADDR=redis://{0}:{1}", redis_host, REDIS_PORT),
+                f"REDIS_USER={MONITOR_ROLE}",
+                f"REDIS_PASSWORD_FILE={_REDIS_PASSWORDS_FILE}",
+            ],
+            uploads=[
+                docker.ContainerUploadArgs(
+                    file=_REDIS_PASSWORDS_FILE,
+                    content=pulumi.Output.secret(passwords),
+                    permissions="0644",
+                )
+            ],
+            depends_on=[redis_user],
+        )
+        self.register_outputs({})
+
+    def _exporter(
+        self,
+        name: str,
+        container_name: str,
+        image_name: str,
+        port: int,
+        host_port: int,
+        network_name: pulumi.Input[str],
+        *,
+        envs: list[pulumi.Input[str]],
+        uploads: list[docker.ContainerUploadArgs],
+        depends_on: list[pulumi.Resource],
+    ) -> None:
+        image = docker.RemoteImage(
+            f"{name}-image",
+            name=image_name,
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        docker.Container(
+            name,
+            name=container_name,
+            image=image.image_id,
+            envs=envs,
+            uploads=uploads,
+            restart="unless-stopped",
+            must_run=True,
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=port, external=host_port, ip="127.0.0.1", protocol="tcp"
+                )
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name)],
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "5"},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                delete_before_replace=True,
+                additional_secret_outputs=["uploads"],
+                depends_on=depends_on,
+            ),
+        )
