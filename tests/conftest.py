@@ -109,6 +109,30 @@ def redis_image(docker: None) -> str:
 
 
 @pytest.fixture(scope="session")
+def pgbouncer_image(docker: None) -> str:
+    """The image that stands in for edoburu/pgbouncer (DB_SERVER_TEST_PGBOUNCER_IMAGE)."""
+    return _image("DB_SERVER_TEST_PGBOUNCER_IMAGE")
+
+
+@pytest.fixture(scope="session")
+def postgres_exporter_image(docker: None) -> str:
+    """The stand-in for quay.io/prometheuscommunity/postgres-exporter."""
+    return _image("DB_SERVER_TEST_POSTGRES_EXPORTER_IMAGE")
+
+
+@pytest.fixture(scope="session")
+def redis_exporter_image(docker: None) -> str:
+    """The stand-in for oliver006/redis_exporter (DB_SERVER_TEST_REDIS_EXPORTER_IMAGE)."""
+    return _image("DB_SERVER_TEST_REDIS_EXPORTER_IMAGE")
+
+
+@pytest.fixture(scope="session")
+def prometheus_image(docker: None) -> str:
+    """The image that stands in for prom/prometheus (DB_SERVER_TEST_PROMETHEUS_IMAGE)."""
+    return _image("DB_SERVER_TEST_PROMETHEUS_IMAGE")
+
+
+@pytest.fixture(scope="session")
 def pulumi_cli() -> str:
     """The ``pulumi`` CLI on PATH (from .ci/setup), as an absolute path."""
     exe = shutil.which("pulumi")

@@ -9,17 +9,29 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 import yaml
 from pulumi import automation as auto
 
 from tests.conftest import ROOT, docker_cli
-from tests.e2e.harness import PASSPHRASE, E2EStack, ProjectLine, connect, redis_client
+from tests.e2e.harness import (
+    PASSPHRASE,
+    E2EStack,
+    ProjectLine,
+    connect,
+    free_port,
+    libpq_url,
+    password_of,
+    redis_client,
+    secrets_in,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -43,14 +55,35 @@ def prod_settings(**overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
     settings["redis"] |= {"memory_mb": 256, "maxmemory": "128mb"}
     settings["backup"] |= {"interval_seconds": INTERVAL_S, "keep_daily": 2, "keep_weekly": 1}
+    # The test images (the fixtures of `prod` check they exist), on ports of the stack's own.
+    settings["pooler"] |= {
+        "image": os.environ["DB_SERVER_TEST_PGBOUNCER_IMAGE"],
+        "host_port": free_port(),
+    }
+    settings["metrics"] |= {
+        "postgres_exporter_image": os.environ["DB_SERVER_TEST_POSTGRES_EXPORTER_IMAGE"],
+        "redis_exporter_image": os.environ["DB_SERVER_TEST_REDIS_EXPORTER_IMAGE"],
+        "postgres_exporter_port": free_port(),
+        "redis_exporter_port": free_port(),
+    }
     for key, values in overrides.items():
         settings.setdefault(key, {}).update(values)
     return settings
 
 
 @pytest.fixture(scope="module")
-def prod(make_stack: Callable[..., E2EStack]) -> E2EStack:
-    stack = make_stack("prodlike", projects=(KEPT, LEAVING), settings=prod_settings())
+def prod(
+    make_stack: Callable[..., E2EStack],
+    pgbouncer_image: str,
+    postgres_exporter_image: str,
+    redis_exporter_image: str,
+) -> E2EStack:
+    """The prod-like stack; the image fixtures make sure the pooler's and exporters' test
+    images exist before prod_settings names them."""
+    settings = prod_settings()
+    stack = make_stack("prodlike", projects=(KEPT, LEAVING), settings=settings)
+    assert stack.config["pooler"]["enabled"]
+    assert stack.config["metrics"]["enabled"]
     assert stack.config["protection"] == {"protect": True, "retain_on_delete": True}
     stack.up()
     with connect(stack.project_url(LEAVING.name)) as conn:
@@ -75,6 +108,106 @@ def test_prod_a_second_preview_right_after_up_is_empty(prod: E2EStack) -> None:
         prod.names.postgres,
     ).split()
     assert inspect == [str(512 * 1024**2)] * 2  # limit, and no swap beyond it
+
+
+def _pooled(url: str) -> psycopg.Connection[Any]:
+    """A connection through PgBouncer, once it listens (it starts without waiting on anything)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return connect(url)
+        except psycopg.OperationalError as error:
+            if "Connection refused" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_pooled_urls_log_each_project_in_to_its_own_database_only(
+    prod: E2EStack, postgres_image: str
+) -> None:
+    outputs = prod.outputs()
+    projects = (KEPT, LEAVING)
+    for project in projects:
+        url = outputs[f"{project.name}_host_pooled_url"]
+        assert f"@127.0.0.1:{prod.config['pooler']['host_port']}/{project.name}" in url
+        with _pooled(url) as conn:
+            assert conn.execute("SELECT current_user, current_database()").fetchone() == (
+                project.user,
+                project.name,
+            )
+        seen = docker_cli(
+            *("run", "--rm", "--network", prod.names.network, postgres_image, "psql"),
+            libpq_url(outputs[f"{project.name}_pooled_url"]),
+            *("--no-psqlrc", "--tuples-only", "--no-align", "--command", "SELECT current_user"),
+        )
+        assert seen.split() == [project.user]
+    # The other project's database, the admin databases, the pooler's own: refused.
+    refused = []
+    for project in projects:
+        url = outputs[f"{project.name}_host_pooled_url"]
+        others = [p.name for p in projects if p != project]
+        for other in [*others, "postgres", "template1", "pgbouncer_auth"]:
+            with pytest.raises(psycopg.OperationalError) as raised:
+                connect(url, dbname=other).close()
+            refused.append(str(raised.value))
+    assert len(refused) == 2 * 4
+    assert all("FATAL" in reason for reason in refused), refused
+    # The admin, a superuser, cannot log in through the pooler at all.
+    admin = outputs["admin_host_url"]
+    kept_url = outputs[f"{KEPT.name}_host_pooled_url"]
+    with pytest.raises(psycopg.OperationalError):
+        connect(kept_url, user="dbadmin", password=password_of(admin)).close()
+
+
+def test_metrics_endpoints_answer_with_per_project_series(prod: E2EStack) -> None:
+    with connect(prod.project_url(KEPT.name)) as conn:
+        conn.execute("CREATE TABLE sized AS SELECT g FROM generate_series(1, 10000) AS g")
+    with redis_client(prod.project_url(KEPT.name, "host_redis_url")) as client:
+        client.set("metric-key", "1")
+
+    postgres = _scrape(prod.config["metrics"]["postgres_exporter_port"], "pg_up 1")
+    sizes = {
+        line.split('datname="')[1].split('"')[0]: float(line.split()[-1])
+        for line in postgres
+        if line.startswith("pg_database_size_bytes{")
+    }
+    assert sizes[KEPT.name] > 0
+    assert sizes[LEAVING.name] > 0
+    assert any(
+        line.startswith("pg_stat_database_numbackends{") and f'datname="{KEPT.name}"' in line
+        for line in postgres
+    )
+    redis_lines = _scrape(prod.config["metrics"]["redis_exporter_port"], "redis_up 1")
+    assert 'redis_exporter_last_scrape_error{err=""} 0' in redis_lines
+    keys = {
+        line.split('db="')[1].split('"')[0]: float(line.split()[-1])
+        for line in redis_lines
+        if line.startswith("redis_db_keys{")
+    }
+    assert keys[f"db{KEPT.redis_db}"] >= 1
+    assert keys[f"db{LEAVING.redis_db}"] >= 1
+    # No password in any of the new containers' settings.
+    secrets = {n: password_of(str(v)) for n, v in prod.outputs().items() if "url" in n}
+    for container in ("pgbouncer", "postgres-exporter", "redis-exporter"):
+        name = f"{prod.names.prefix}-{container}"
+        assert secrets_in(docker_cli("inspect", name), secrets) == [], name
+
+
+def _scrape(port: int, ready_line: str) -> list[str]:
+    """The exporter's /metrics on 127.0.0.1, once it reports ``ready_line``."""
+    deadline = time.monotonic() + 60
+    lines: list[str] = []
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+                lines = page.read().decode().splitlines()
+            if ready_line in lines:
+                return lines
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"127.0.0.1:{port} never reported {ready_line!r}: {lines[-20:]}")
+        time.sleep(1)
 
 
 def test_f_removing_a_project_stops_on_protect_and_drops_nothing(prod: E2EStack) -> None:
@@ -169,7 +302,10 @@ def test_two_stacks_with_backups_run_side_by_side(
     prod: E2EStack, make_stack: Callable[..., E2EStack]
 ) -> None:
     first_backup = f"{prod.names.prefix}-backup"
-    first_volume_before = docker_cli("volume", "inspect", f"{prod.names.prefix}_backups")
+    # Name, place and labels: the volume's CreatedAt is its folder's mtime, which each backup of
+    # the first stack moves on.
+    identity = ("volume", "inspect", "--format", "{{.Name}} {{.Mountpoint}} {{json .Labels}}")
+    first_volume_before = docker_cli(*identity, f"{prod.names.prefix}_backups")
 
     second = make_stack("staging", projects=(KEPT,), settings=prod_settings())
     second.up()
@@ -182,7 +318,7 @@ def test_two_stacks_with_backups_run_side_by_side(
     ).split()
     assert f"{second.names.prefix}_backups" in mounts
     assert not any(m.startswith(prod.names.prefix) for m in mounts)
-    assert docker_cli("volume", "inspect", f"{prod.names.prefix}_backups") == first_volume_before
+    assert docker_cli(*identity, f"{prod.names.prefix}_backups") == first_volume_before
 
 
 def test_a_stack_given_another_stacks_volume_name_is_refused(

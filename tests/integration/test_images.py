@@ -21,7 +21,7 @@ import pytest
 import redis
 from psycopg.rows import TupleRow
 
-from tests.conftest import _image, docker_cli
+from tests.conftest import docker_cli
 from tests.integration.conftest import Container, DockerResources, retry, unique_name
 
 pytestmark = pytest.mark.integration
@@ -353,24 +353,6 @@ APP_USER = "shop_user"
 APP_PASSWORD = "shop-pass-61a0"
 APP_DB = "shop"
 APP_CONNECTION_LIMIT = 20
-
-
-@pytest.fixture(scope="module")
-def pgbouncer_image(docker: None) -> str:
-    """The image that stands in for edoburu/pgbouncer (DB_SERVER_TEST_PGBOUNCER_IMAGE)."""
-    return _image("DB_SERVER_TEST_PGBOUNCER_IMAGE")
-
-
-@pytest.fixture(scope="module")
-def postgres_exporter_image(docker: None) -> str:
-    """The stand-in for quay.io/prometheuscommunity/postgres-exporter."""
-    return _image("DB_SERVER_TEST_POSTGRES_EXPORTER_IMAGE")
-
-
-@pytest.fixture(scope="module")
-def redis_exporter_image(docker: None) -> str:
-    """The stand-in for oliver006/redis_exporter (DB_SERVER_TEST_REDIS_EXPORTER_IMAGE)."""
-    return _image("DB_SERVER_TEST_REDIS_EXPORTER_IMAGE")
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, _image
+from tests.conftest import ROOT
 from tests.integration.conftest import unique_name
 
 pytestmark = pytest.mark.integration
@@ -25,12 +25,6 @@ RULES = "rules/db-server.rules.yml"
 RULE_TESTS = "rules/db-server.rules.test.yml"
 # Where the folder is mounted: the config's rule_files are relative to it, as in a deployment.
 MOUNT = "/etc/prometheus"
-
-
-@pytest.fixture(scope="session")
-def prometheus_image(docker: None) -> str:
-    """The image that stands in for prom/prometheus (DB_SERVER_TEST_PROMETHEUS_IMAGE)."""
-    return _image("DB_SERVER_TEST_PROMETHEUS_IMAGE")
 
 
 def promtool(image: str, folder: Path, *args: str) -> tuple[int, str]:
