@@ -234,7 +234,7 @@ def wait_until_ready(props: dict[str, Any]) -> list[str]:
                     "password (see README, Data safety)."
                 )
                 raise ServerNotReadyError(
-                    f"{where} refuses {props['user']}: {error}. {hint}"
+                    f"{where} refuses {props['user']}'s login: {error}. {hint}"
                 ) from None
             if time.monotonic() >= deadline:
                 hint = (
@@ -283,7 +283,8 @@ class _ServerReadyProvider(ResourceProvider):
             warnings = _login(props)
         except _LoginFailedError:
             return ReadResult("", {})
-        return ReadResult(id_, _ready(props, warnings))
+        # An external server's check runs again: what it warns about may have been fixed.
+        return ReadResult(id_, _ready(props, warnings) if props.get("external") else props)
 
 
 @dataclass
