@@ -4,7 +4,7 @@ VENV := venv
 PYTHON := $(VENV)/bin/python
 PULUMI := pulumi --stack $(STACK)
 
-.PHONY: install test unit lint bench preview up repair destroy retire forget-container outputs
+.PHONY: install test unit lint bench bench-load preview up repair destroy retire forget-container outputs
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -25,6 +25,11 @@ unit: install
 N ?= 1 3 16 100
 bench: install
 	$(PYTHON) bench/bench.py --n "$(N)"
+
+## A storm of CLIENTS connections across 5 projects, through PgBouncer and direct: make bench-load
+CLIENTS ?= 1000
+bench-load: install
+	$(PYTHON) bench/load.py --clients $(CLIENTS)
 
 lint: install
 	$(VENV)/bin/ruff check .
