@@ -34,12 +34,17 @@ class Project:
     between clients per transaction; ``session`` keeps one per client, for apps that use
     session state (``SET``, advisory locks, ``LISTEN``, prepared statements by name)."""
 
-    pool_size: int = 5
+    pool_size: int | None = None
     """Server connections the pooler opens for the project at most; they count against
-    ``connection_limit``, which must leave room for them."""
+    ``connection_limit``. None: 5, or ``connection_limit`` where that is lower."""
 
     max_client_connections: int = 200
     """Client connections the pooler takes for the project at once; more wait to be refused."""
+
+    @property
+    def pool_connections(self) -> int:
+        """``pool_size``, or its default."""
+        return self.pool_size if self.pool_size is not None else min(5, self.connection_limit)
 
 
 PROJECTS: list[Project] = [

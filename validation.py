@@ -75,12 +75,7 @@ def _check_project(project: Project, redis_databases: int) -> list[str]:
             f"{label}: field 'redis_db': must be in 1-{redis_databases - 1} "
             f"(db-server:redis.databases is {redis_databases}), got {redis_db}"
         )
-    for field in (
-        "connection_limit",
-        "statement_timeout_ms",
-        "pool_size",
-        "max_client_connections",
-    ):
+    for field in ("connection_limit", "statement_timeout_ms", "max_client_connections"):
         value = getattr(project, field)
         if not isinstance(value, int) or isinstance(value, bool):
             problems.append(f"{label}: field '{field}': must be an integer, got {value!r}")
@@ -98,7 +93,13 @@ def _check_project(project: Project, redis_databases: int) -> list[str]:
             f"{label}: field 'pool_mode': must be one of {', '.join(POOL_MODES)}, "
             f"got {project.pool_mode!r}"
         )
-    if (
+    if project.pool_size is not None and (
+        not isinstance(project.pool_size, int) or isinstance(project.pool_size, bool)
+    ):
+        problems.append(
+            f"{label}: field 'pool_size': must be an integer or None, got {project.pool_size!r}"
+        )
+    elif (
         isinstance(project.pool_size, int)
         and isinstance(project.connection_limit, int)
         and not 1 <= project.pool_size <= project.connection_limit

@@ -42,7 +42,7 @@ from tests.e2e.harness import (  # noqa: E402
 )
 
 PROJECTS = [ProjectLine(f"load{i}", user=f"load{i}_user", redis_db=None) for i in range(1, 6)]
-POOL_SIZE = Project("any", user="any").pool_size
+POOL_SIZE = Project("any", user="any").pool_connections
 """Server connections each project's pool opens at most: projects.py's default."""
 MAX_CONNECTIONS = 100
 DEADLINE_S = 120.0

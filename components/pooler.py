@@ -178,8 +178,9 @@ def _config(settings: PoolerSettings, projects: Sequence[Project], postgres_host
     """pgbouncer.ini: one pool per project database, logins looked up through the server."""
     databases = "".join(
         f"{p.name} = host={postgres_host} port={POSTGRES_PORT} dbname={p.name}"
-        f" auth_user={LOOKUP_ROLE} pool_mode={p.pool_mode} pool_size={p.pool_size}"
-        f" max_db_connections={p.pool_size} max_db_client_connections={p.max_client_connections}\n"
+        f" auth_user={LOOKUP_ROLE} pool_mode={p.pool_mode} pool_size={p.pool_connections}"
+        f" max_db_connections={p.pool_connections}"
+        f" max_db_client_connections={p.max_client_connections}\n"
         for p in projects
     )
     # auth_dbname must name an entry here: the lookup role's own, on the admin database,

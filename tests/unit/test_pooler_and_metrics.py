@@ -49,6 +49,7 @@ def test_each_project_has_its_own_pool_and_nothing_else_is_reachable(
         [
             Project("shop", user="shop_user", pool_mode="session", pool_size=8),
             Project("blog", user="blog_user", max_client_connections=50),
+            Project("tiny", user="tiny_user", connection_limit=3),
         ],
     )
     pooler = run_program("prod").named("db-server-pooler-container")
@@ -60,6 +61,9 @@ def test_each_project_has_its_own_pool_and_nothing_else_is_reachable(
         " pool_mode=session pool_size=8 max_db_connections=8 max_db_client_connections=200",
         "blog = host=db-server-postgres port=5432 dbname=blog auth_user=pgbouncer_lookup"
         " pool_mode=transaction pool_size=5 max_db_connections=5 max_db_client_connections=50",
+        # No pool_size: 5, or the role's connection_limit where that is lower.
+        "tiny = host=db-server-postgres port=5432 dbname=tiny auth_user=pgbouncer_lookup"
+        " pool_mode=transaction pool_size=3 max_db_connections=3 max_db_client_connections=200",
         # The lookup role's own entry, on the admin database no project may connect to.
         "pgbouncer_auth = host=db-server-postgres port=5432 dbname=postgres"
         " auth_user=pgbouncer_lookup pool_size=2 max_db_connections=2",
