@@ -80,6 +80,12 @@ class ExternalServers:
             connect_timeout=5,
         )
 
+    def close_admin_databases(self) -> None:
+        """What the server's owner does once (the stack warns until then); idempotent."""
+        with self.superuser() as conn:
+            conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC")
+            conn.execute(f"GRANT CONNECT ON DATABASE postgres TO {ADMIN}")
+
     def redis_admin(self) -> Redis:
         return Redis(
             host="127.0.0.1",
@@ -279,9 +285,8 @@ def test_a_stack_on_external_servers_isolates_projects_without_a_superuser(
     printed = "\n".join(stack.printed)
     for database in ("postgres", "template1"):
         assert f"may connect to database '{database}'" in printed
+    external.close_admin_databases()
     with external.superuser() as conn:
-        conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC")
-        conn.execute(f"GRANT CONNECT ON DATABASE postgres TO {ADMIN}")
         admin = conn.execute(
             "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = %s",
             (ADMIN,),
@@ -437,6 +442,7 @@ def test_a_mixed_stack_runs_one_server_in_its_container_and_uses_the_other(
     )
     stack.up()
     outputs = stack.outputs()
+    external.close_admin_databases()
 
     containers = docker_cli("ps", "--format", "{{.Names}}").split()
     own = [name for name in containers if name.startswith(stack.names.prefix)]
