@@ -34,7 +34,7 @@ def test_dev_runs_no_pooler_and_exports_no_pooled_url(run_program: ProgramRunner
     deployment = run_program("dev")
 
     assert not any(name.endswith("pooled_url") for name in deployment.outputs)
-    assert [c.name for c in deployment.of_type(CONTAINER)] == [
+    assert sorted(c.name for c in deployment.of_type(CONTAINER)) == [
         "db-server-postgres",
         "db-server-redis",
     ]
