@@ -66,7 +66,7 @@ forget-container:
 
 ## Print one project's URLs: make outputs PROJECT=crypto_ai_agent
 outputs:
-	@for suffix in url host_url redis_url host_redis_url; do \
+	@for suffix in url host_url pooled_url host_pooled_url redis_url host_redis_url; do \
 	  url=$$(pulumi stack output --stack $(STACK) --show-secrets "$(PROJECT)_$$suffix" 2>/dev/null) \
 	    && printf '%s_%s = %s\n' "$(PROJECT)" "$$suffix" "$$url"; \
 	done; true
