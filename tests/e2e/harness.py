@@ -270,7 +270,14 @@ class E2EStack:
         leftovers = docker_leftovers(self.names.prefix)
         for kind, name in leftovers:
             subprocess.run(
-                ["docker", kind, "rm", "--force", name],
+                [
+                    "docker",
+                    kind,
+                    "rm",
+                    "--force",
+                    *(["--volumes"] if kind == "container" else []),
+                    name,
+                ],
                 capture_output=True,
                 timeout=120,
                 check=False,

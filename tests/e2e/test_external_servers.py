@@ -217,7 +217,17 @@ def external(
     finally:
         for kind, name in docker_leftovers(prefix):
             subprocess.run(
-                ["docker", kind, "rm", "--force", name], capture_output=True, timeout=120
+                # --volumes: the images declare their data directories anonymous volumes.
+                [
+                    "docker",
+                    kind,
+                    "rm",
+                    "--force",
+                    *(["--volumes"] if kind == "container" else []),
+                    name,
+                ],
+                capture_output=True,
+                timeout=120,
             )
 
 
