@@ -1,13 +1,19 @@
-"""Random passwords for PostgreSQL logins, and the SCRAM verifiers the roles are created with."""
+"""Random passwords for PostgreSQL logins, the SCRAM verifiers the roles are created with, and
+the login roles of the services beside the server."""
 
 import base64
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import pulumi
+import pulumi_postgresql as postgresql
 import pulumi_random as random
 
 from components.scram import scram_sha256_verifier
 from settings import PASSWORD_SPECIALS
+
+if TYPE_CHECKING:
+    from components.database_server import PostgresAccess
 
 
 class Login(NamedTuple):
@@ -37,3 +43,46 @@ def random_login(name: str, parent: pulumi.Resource, *, length: int, special: bo
         )
     )
     return Login(password, verifier)
+
+
+class ServiceLogin(NamedTuple):
+    """A service's login role, its password, and its CONNECT on the admin database."""
+
+    password: pulumi.Output[str]
+    role: postgresql.Role
+    connect: postgresql.Grant
+
+
+def service_login(
+    name: str,
+    parent: pulumi.Resource,
+    role_name: str,
+    postgres: "PostgresAccess",
+    member_of: Sequence[str] = (),
+) -> ServiceLogin:
+    """A login role for a service beside the server (the pooler's lookup, the exporters'
+    watcher): a random alphanumeric password, five connections at most, and CONNECT on the
+    admin database ``postgres``, which PUBLIC does not have. ``<name>-password``,
+    ``<name>-password-salt``, ``<name>-role`` and ``<name>-connect``."""
+    sql = pulumi.ResourceOptions(
+        parent=parent, provider=postgres.provider, deleted_with=postgres.deleted_with
+    )
+    password, verifier = random_login(name, parent, length=40, special=False)
+    role = postgresql.Role(
+        f"{name}-role",
+        name=role_name,
+        login=True,
+        password=verifier,
+        roles=list(member_of) or None,
+        connection_limit=5,
+        opts=sql,
+    )
+    connect = postgresql.Grant(
+        f"{name}-connect",
+        database="postgres",
+        role=role.name,
+        object_type="database",
+        privileges=["CONNECT"],
+        opts=sql,
+    )
+    return ServiceLogin(password, role, connect)

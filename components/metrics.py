@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_postgresql as postgresql
 
 from components.database_server import PostgresAccess, RedisAccess
-from components.logins import random_login
+from components.logins import service_login
 from providers.redis_user import RedisUser, RedisUserArgs
 from settings import POSTGRES_PORT, REDIS_PORT, MetricsSettings
 
@@ -73,28 +72,8 @@ class Metrics(pulumi.ComponentResource):
         super().__init__("db-server:metrics:Metrics", name, None, opts)
         settings, pg, rd = args.settings, args.postgres, args.redis
         postgres_host, redis_host = pg.ready_host, rd.ready_host
-        sql = pulumi.ResourceOptions(
-            parent=self, provider=pg.provider, deleted_with=pg.deleted_with
-        )
 
-        password, verifier = random_login(name, self, length=40, special=False)
-        role = postgresql.Role(
-            f"{name}-role",
-            name=MONITOR_ROLE,
-            login=True,
-            password=verifier,
-            roles=["pg_monitor"],
-            connection_limit=5,
-            opts=sql,
-        )
-        connect = postgresql.Grant(
-            f"{name}-connect",
-            database="postgres",
-            role=role.name,
-            object_type="database",
-            privileges=["CONNECT"],
-            opts=sql,
-        )
+        password, _, connect = service_login(name, self, MONITOR_ROLE, pg, ["pg_monitor"])
         redis_user = RedisUser(
             f"{name}-redis-user",
             RedisUserArgs(

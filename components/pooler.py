@@ -15,7 +15,7 @@ import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 
 from components.database_server import PostgresAccess
-from components.logins import random_login
+from components.logins import service_login
 from projects import Project
 from settings import POSTGRES_PORT, PoolerSettings
 
@@ -74,23 +74,7 @@ class Pooler(pulumi.ComponentResource):
         )
 
         # Alphanumeric: it goes into PgBouncer's auth file between quotes.
-        password, verifier = random_login(f"{name}-lookup", self, length=40, special=False)
-        lookup = postgresql.Role(
-            f"{name}-lookup-role",
-            name=LOOKUP_ROLE,
-            login=True,
-            password=verifier,
-            connection_limit=5,
-            opts=sql,
-        )
-        connect = postgresql.Grant(
-            f"{name}-lookup-connect",
-            database="postgres",
-            role=lookup.name,
-            object_type="database",
-            privileges=["CONNECT"],
-            opts=sql,
-        )
+        password, lookup, connect = service_login(f"{name}-lookup", self, LOOKUP_ROLE, pg)
         # No PUBLIC rights on a new schema: only the lookup role reaches the function in it.
         schema = postgresql.Schema(
             f"{name}-lookup-schema", name=_LOOKUP_SCHEMA, database="postgres", opts=sql
