@@ -267,23 +267,24 @@ class E2EStack:
             self.stack.destroy(color="never")
         except auto.CommandError as error:
             self.printed.append(str(error))
-        leftovers = docker_leftovers(self.names.prefix)
-        for kind, name in leftovers:
-            subprocess.run(
-                [
-                    "docker",
-                    kind,
-                    "rm",
-                    "--force",
-                    *(["--volumes"] if kind == "container" else []),
-                    name,
-                ],
-                capture_output=True,
-                timeout=120,
-                check=False,
-            )
+        leftovers = remove_docker_leftovers(self.names.prefix)
         self.stack.workspace.remove_stack(self.stack_name, force=True)
         return [f"{kind} {name}" for kind, name in leftovers]
+
+
+def remove_docker_leftovers(prefix: str) -> list[tuple[str, str]]:
+    """Removes every container (with its anonymous volumes: the images declare their data
+    directories volumes), volume and network whose name starts with prefix; returns them."""
+    leftovers = docker_leftovers(prefix)
+    for kind, name in leftovers:
+        volumes = ["--volumes"] if kind == "container" else []
+        subprocess.run(
+            ["docker", kind, "rm", "--force", *volumes, name],
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    return leftovers
 
 
 def docker_leftovers(prefix: str) -> list[tuple[str, str]]:

@@ -34,6 +34,7 @@ from tests.e2e.harness import (
     libpq_url,
     password_of,
     redis_client,
+    remove_docker_leftovers,
     secrets_in,
 )
 from tests.e2e.isolation import (
@@ -215,20 +216,7 @@ def external(
             )
         yield servers
     finally:
-        for kind, name in docker_leftovers(prefix):
-            subprocess.run(
-                # --volumes: the images declare their data directories anonymous volumes.
-                [
-                    "docker",
-                    kind,
-                    "rm",
-                    "--force",
-                    *(["--volumes"] if kind == "container" else []),
-                    name,
-                ],
-                capture_output=True,
-                timeout=120,
-            )
+        remove_docker_leftovers(prefix)
 
 
 @pytest.fixture(scope="module", autouse=True)
