@@ -21,6 +21,7 @@ import pytest
 import redis
 from psycopg.rows import TupleRow
 
+from components.metrics import MONITOR_REDIS_RULES
 from tests.conftest import docker_cli
 from tests.integration.conftest import Container, DockerResources, retry, unique_name
 
@@ -601,20 +602,6 @@ def test_exporters_take_upstreams_arguments(
 
 
 MONITOR_REDIS_USER = "monitor"
-# What redis_exporter needs of Redis, and nothing that reads or writes a key's value.
-MONITOR_REDIS_ACL = (
-    "-@all",
-    "+@connection",
-    "+info",
-    "+config|get",
-    "+slowlog",
-    "+latency",
-    "+client|list",
-    "+client|setname",
-    "+memory|stats",
-    "+select",
-    "+dbsize",
-)
 
 
 @pytest.fixture(scope="module")
@@ -630,7 +617,7 @@ def redis_exporter(
     server.wait_for_redis(REDIS_PASSWORD)
     with server.redis_client(REDIS_PASSWORD) as client:
         client.execute_command(
-            "ACL", "SETUSER", MONITOR_REDIS_USER, "on", f">{MONITOR_PASSWORD}", *MONITOR_REDIS_ACL
+            "ACL", "SETUSER", MONITOR_REDIS_USER, "on", f">{MONITOR_PASSWORD}", *MONITOR_REDIS_RULES
         )
     passwords = secret_file(
         tmp_path_factory.mktemp("redis-monitor"),
