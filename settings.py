@@ -11,7 +11,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pulumi
 
@@ -86,9 +86,44 @@ class Endpoint:
     """The port on ``host``."""
 
 
+class _Service:
+    """What a service's settings derive from its mode and addresses (both services alike)."""
+
+    PORT: ClassVar[int]
+    """The port the server listens on in its container."""
+
+    mode: str
+    container_name: str
+    host_port: int
+    admin_host: str | None
+    admin_port: int | None
+    host: str | None
+    port: int | None
+    admin_user: str | None
+
+    @property
+    def external(self) -> bool:
+        return self.mode == EXTERNAL
+
+    def endpoint(self) -> Endpoint:
+        """Where Pulumi and the projects reach the server."""
+        if not self.external:
+            return Endpoint("127.0.0.1", self.host_port, self.container_name, self.PORT)
+        admin_host = self.admin_host or ""
+        admin_port = self.admin_port or self.PORT
+        return Endpoint(admin_host, admin_port, self.host or admin_host, self.port or admin_port)
+
+    @property
+    def admin(self) -> str:
+        """The admin user Pulumi logs in as."""
+        return self.admin_user or ADMIN_ROLE
+
+
 @dataclass(frozen=True)
-class PostgresSettings:
+class PostgresSettings(_Service):
     """PostgreSQL: a container of the stack's own, or an external server."""
+
+    PORT = POSTGRES_PORT
 
     mode: str = CONTAINER
     """``container`` or ``external``."""
@@ -148,23 +183,6 @@ class PostgresSettings:
     """External: whether the admin is a superuser; false when unset, as on managed services."""
 
     @property
-    def external(self) -> bool:
-        return self.mode == EXTERNAL
-
-    def endpoint(self) -> Endpoint:
-        """Where Pulumi and the projects reach the server."""
-        if not self.external:
-            return Endpoint("127.0.0.1", self.host_port, self.container_name, POSTGRES_PORT)
-        admin_host = self.admin_host or ""
-        admin_port = self.admin_port or POSTGRES_PORT
-        return Endpoint(admin_host, admin_port, self.host or admin_host, self.port or admin_port)
-
-    @property
-    def admin(self) -> str:
-        """The admin role Pulumi logs in as."""
-        return self.admin_user or ADMIN_ROLE
-
-    @property
     def admin_database(self) -> str:
         return self.database or "postgres"
 
@@ -182,8 +200,10 @@ class PostgresSettings:
 
 
 @dataclass(frozen=True)
-class RedisSettings:
+class RedisSettings(_Service):
     """Redis: a container of the stack's own, or an external server."""
+
+    PORT = REDIS_PORT
 
     mode: str = CONTAINER
     """``container`` or ``external``."""
@@ -241,23 +261,6 @@ class RedisSettings:
 
     ca_file: str | None = None
     """External, with TLS: PEM file of the CA that signed the server's certificate."""
-
-    @property
-    def external(self) -> bool:
-        return self.mode == EXTERNAL
-
-    def endpoint(self) -> Endpoint:
-        """Where Pulumi and the projects reach the server."""
-        if not self.external:
-            return Endpoint("127.0.0.1", self.host_port, self.container_name, REDIS_PORT)
-        admin_host = self.admin_host or ""
-        admin_port = self.admin_port or REDIS_PORT
-        return Endpoint(admin_host, admin_port, self.host or admin_host, self.port or admin_port)
-
-    @property
-    def admin(self) -> str:
-        """The ACL user Pulumi logs in as."""
-        return self.admin_user or ADMIN_ROLE
 
     @property
     def use_tls(self) -> bool:
