@@ -175,11 +175,15 @@ class DockerResources:
         env: Mapping[str, str] | None = None,
         mounts: Sequence[str] = (),
         publish: Sequence[int] = (),
+        network: str | None = None,
     ) -> Container:
-        """``docker run -d`` IMAGE ARGS with env, ``-v`` mounts and ports on 127.0.0.1 only."""
+        """``docker run -d`` IMAGE ARGS with env, ``-v`` mounts and ports on 127.0.0.1 only;
+        on ``network``, other containers there reach it by ``purpose`` as its alias."""
         name = unique_name(purpose)
         self.containers.append(name)
         options = ["--name", name]
+        if network is not None:
+            options += ["--network", network, "--network-alias", purpose]
         for key, value in (env or {}).items():
             options += ["--env", f"{key}={value}"]
         for mount in mounts:

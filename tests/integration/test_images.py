@@ -374,17 +374,9 @@ class Network:
     ) -> Container:
         """``DockerResources.run`` on this network (the shared one knows only Docker's default
         network, where containers cannot find each other by name)."""
-        name = unique_name(alias)
-        self.resources.containers.append(name)
-        options = ["--name", name, "--network", self.name, "--network-alias", alias]
-        for key, value in (env or {}).items():
-            options += ["--env", f"{key}={value}"]
-        for mount in mounts:
-            options += ["--volume", mount]
-        for port in publish:
-            options += ["--publish", f"127.0.0.1::{port}"]
-        docker_cli("run", "--detach", *options, image, *args)
-        return Container(name)
+        return self.resources.run(
+            image, *args, purpose=alias, env=env, mounts=mounts, publish=publish, network=self.name
+        )
 
 
 @pytest.fixture(scope="module")
