@@ -1,8 +1,9 @@
 """The shared server: network, volumes, the PostgreSQL and Redis containers, and the admin role."""
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import pulumi
 import pulumi_docker as docker
@@ -84,6 +85,9 @@ rm -f "$acl.kept"
 chown redis "$acl"
 exec docker-entrypoint.sh redis-server {REDIS_CONFIG_FILE}
 """
+
+
+_Settings = TypeVar("_Settings", PostgresSettings, RedisSettings)
 
 
 class _DataContainer(NamedTuple):
@@ -428,24 +432,31 @@ class DatabaseServer(pulumi.ComponentResource):
         self, admin_password: pulumi.Output[str]
     ) -> tuple[ServerReady, _DataContainer | None]:
         """PostgreSQL's readiness check, and its container and volume unless it is external."""
-        settings = self._args.postgres
-        if settings.external:
-            return self._ready_external("postgres", settings, admin_password), None
-        volume = self._volume(f"{self._name}-pgdata", settings.volume)
-        container = self._postgres_container(settings, volume, admin_password)
-        ready = self._ready("postgres", container, settings, admin_password)
-        return ready, _DataContainer(container, volume)
+        return self._service(
+            "postgres", self._args.postgres, "pgdata", self._postgres_container, admin_password
+        )
 
     def _redis(
         self, admin_password: pulumi.Output[str]
     ) -> tuple[ServerReady, _DataContainer | None]:
         """Redis's readiness check, and its container and volume unless it is external."""
-        settings = self._args.redis
+        return self._service(
+            "redis", self._args.redis, "redisdata", self._redis_container, admin_password
+        )
+
+    def _service(
+        self,
+        kind: str,
+        settings: _Settings,
+        volume_suffix: str,
+        make_container: Callable[[_Settings, docker.Volume, pulumi.Output[str]], docker.Container],
+        admin_password: pulumi.Output[str],
+    ) -> tuple[ServerReady, _DataContainer | None]:
         if settings.external:
-            return self._ready_external("redis", settings, admin_password), None
-        volume = self._volume(f"{self._name}-redisdata", settings.volume)
-        container = self._redis_container(settings, volume, admin_password)
-        ready = self._ready("redis", container, settings, admin_password)
+            return self._ready_external(kind, settings, admin_password), None
+        volume = self._volume(f"{self._name}-{volume_suffix}", settings.volume)
+        container = make_container(settings, volume, admin_password)
+        ready = self._ready(kind, container, settings, admin_password)
         return ready, _DataContainer(container, volume)
 
     def _ready_external(
