@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 
 from projects import Project  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 from tests.e2e.harness import (  # noqa: E402
     E2EStack,
     Names,
     ProjectLine,
-    free_port,
     libpq_url,
     missing_plugins,
 )

@@ -8,7 +8,9 @@ skip would hide a broken setup. ``.ci/setup`` provides all three.
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +33,29 @@ PROGRAM_PATHS = (
     "scripts",
 )
 """What a user's checkout holds that `pulumi up` reads, the scripts its containers run included."""
+
+_PORTS_HANDED_OUT: set[int] = set()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at 127.0.0.1 right now, for a container to publish.
+
+    Taken below the kernel's ephemeral range: a port from that range (what binding port 0
+    gives) can become the local end of any outgoing connection before the container binds it.
+    Never the same port twice in one test run."""
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(1000):
+        port = random.randrange(20000, max(ephemeral_low, 20001))
+        if port in _PORTS_HANDED_OUT:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range after 1000 tries")
 
 
 def copy_project(dest: Path) -> Path:

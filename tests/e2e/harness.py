@@ -10,7 +10,6 @@ servers, and ``cleanup`` leaves nothing with its prefix behind.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import uuid
@@ -30,7 +29,7 @@ from pulumi import automation as auto
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.conftest import copy_project, docker_cli
+from tests.conftest import copy_project, docker_cli, free_port
 
 PLUGINS = {"docker": "5.1.0", "postgresql": "3.18.0", "random": "4.21.1"}
 """The provider plugins the program's SDKs ask for, and that the e2e suite runs."""
@@ -49,13 +48,6 @@ def missing_plugins(pulumi_cli: str) -> list[str]:
     )
     have = {(p["name"], p["version"]) for p in json.loads(listed.stdout or "[]") if p}
     return [f"{name} {version}" for name, version in PLUGINS.items() if (name, version) not in have]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on at 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,12 @@ from pulumi import automation as auto
 from redis import Redis
 
 from components.redis_acl import password_hash
-from tests.conftest import ROOT, docker_cli
+from tests.conftest import ROOT, docker_cli, free_port
 from tests.e2e.harness import (
     E2EStack,
     ProjectLine,
     connect,
     docker_leftovers,
-    free_port,
     libpq_url,
     password_of,
     redis_client,

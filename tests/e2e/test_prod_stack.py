@@ -20,13 +20,12 @@ import redis
 import yaml
 from pulumi import automation as auto
 
-from tests.conftest import ROOT, docker_cli
+from tests.conftest import ROOT, docker_cli, free_port
 from tests.e2e.harness import (
     PASSPHRASE,
     E2EStack,
     ProjectLine,
     connect,
-    free_port,
     libpq_url,
     password_of,
     redis_client,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import socket
 import subprocess
 import tarfile
 import time
@@ -26,7 +25,7 @@ import pytest
 import redis
 
 from providers.redis_user import _RedisUserProvider
-from tests.conftest import ROOT, docker_cli
+from tests.conftest import ROOT, docker_cli, free_port
 from tests.integration.conftest import Container
 from tests.unit.conftest import MOCK_PASSWORD, ProgramRunner
 
@@ -53,12 +52,6 @@ class Server:
     outputs: dict[str, Any]
     """The stack outputs the program exported."""
     became_healthy_and_logged_in: bool
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _program(
@@ -203,7 +196,7 @@ def program_server(
         "redis": f"dbs-test-redis-{suffix}",
         "backup": f"dbs-test-backup-{suffix}",
     }
-    postgres_port, redis_port = _free_port(), _free_port()
+    postgres_port, redis_port = free_port(), free_port()
     inputs, redis_users, outputs = _program(
         {
             "db-server:network": {"name": names["network"], "create": True},
