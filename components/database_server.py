@@ -176,6 +176,10 @@ class PostgresAccess:
     """The container's data volume: SQL objects go with it, and a destroy never dials a server
     that may be gone. None for an external server, where they are dropped one by one."""
 
+    salt_seed: pulumi.Output[str]
+    """32 random bytes (base64, secret) that the logins' SCRAM salts are derived from
+    (components/scram.py)."""
+
 
 @dataclass
 class RedisAccess:
@@ -299,6 +303,8 @@ class DatabaseServer(pulumi.ComponentResource):
             opts=child,
         )
         pg_volume = postgres_container.volume if postgres_container else None
+        # One seed for every login's salt, instead of a random resource per login.
+        salt_seed = random.RandomBytes(f"{name}-login-salt-seed", length=32, opts=child)
         self.postgres = PostgresAccess(
             provider,
             pg_end,
@@ -307,6 +313,7 @@ class DatabaseServer(pulumi.ComponentResource):
             pg.admin_is_superuser,
             _once_ready(postgres_ready, pg_end.host),
             pg_volume,
+            pulumi.Output.secret(salt_seed.base64),
         )
         self.redis = RedisAccess(
             endpoint=rd_end,

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_postgresql as postgresql
 import pulumi_random as random
 
-from components.scram import scram_sha256_verifier
+from components.scram import derived_salt, scram_sha256_verifier
 from settings import PASSWORD_SPECIALS
 
 if TYPE_CHECKING:
@@ -23,23 +23,31 @@ class Login(NamedTuple):
     verifier: pulumi.Output[str]
 
 
-def random_login(name: str, parent: pulumi.Resource, *, length: int, special: bool) -> Login:
-    """``<name>-password`` and ``<name>-password-salt``: a random password and a random salt,
-    both kept in state, so the verifier is the same from one run to the next. Both secret."""
-    opts = pulumi.ResourceOptions(parent=parent)
+def random_login(
+    name: str,
+    parent: pulumi.Resource,
+    salt_seed: pulumi.Output[str],
+    *,
+    length: int,
+    special: bool,
+) -> Login:
+    """``<name>-password``: a random password kept in state, and its verifier, salted from
+    the server's ``salt_seed`` (base64), so it is the same from one run to the next. Both
+    secret."""
     password: pulumi.Output[str] = pulumi.Output.secret(
         random.RandomPassword(
             f"{name}-password",
             length=length,
             special=special,
             override_special=PASSWORD_SPECIALS if special else None,
-            opts=opts,
+            opts=pulumi.ResourceOptions(parent=parent),
         ).result
     )
-    salt = random.RandomId(f"{name}-password-salt", byte_length=16, opts=opts).b64_std
     verifier: pulumi.Output[str] = pulumi.Output.secret(
-        pulumi.Output.all(password, salt).apply(
-            lambda args: scram_sha256_verifier(args[0], base64.b64decode(args[1]))
+        pulumi.Output.all(password, salt_seed).apply(
+            lambda args: scram_sha256_verifier(
+                args[0], derived_salt(base64.b64decode(args[1]), args[0])
+            )
         )
     )
     return Login(password, verifier)
@@ -63,11 +71,11 @@ def service_login(
     """A login role for a service beside the server (the pooler's lookup, the exporters'
     watcher): a random alphanumeric password, five connections at most, and CONNECT on the
     admin database ``postgres``, which PUBLIC does not have. ``<name>-password``,
-    ``<name>-password-salt``, ``<name>-role`` and ``<name>-connect``."""
+    ``<name>-role`` and ``<name>-connect``."""
     sql = pulumi.ResourceOptions(
         parent=parent, provider=postgres.provider, deleted_with=postgres.deleted_with
     )
-    password, verifier = random_login(name, parent, length=40, special=False)
+    password, verifier = random_login(name, parent, postgres.salt_seed, length=40, special=False)
     role = postgresql.Role(
         f"{name}-role",
         name=role_name,

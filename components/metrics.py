@@ -78,7 +78,6 @@ class Metrics(pulumi.ComponentResource):
             f"{name}-redis-user",
             RedisUserArgs(
                 username=MONITOR_ROLE,
-                password=password,
                 rules=MONITOR_REDIS_RULES,
                 on_delete="delete",
                 host=rd.admin_host,
@@ -113,7 +112,7 @@ class Metrics(pulumi.ComponentResource):
             depends_on=[connect],
         )
         # redis_exporter reads a JSON map from each server's URI to its password.
-        passwords = pulumi.Output.all(redis_host, password).apply(
+        passwords = pulumi.Output.all(redis_host, redis_user.password).apply(
             lambda a: json.dumps({f"redis://{MONITOR_ROLE}@{a[0]}:{REDIS_PORT}": a[1]})
         )
         self._exporter(

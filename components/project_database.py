@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_postgresql as postgresql
-import pulumi_random as random
 
 from components.database_server import PostgresAccess, RedisAccess
 from components.logins import random_login
@@ -88,7 +87,7 @@ class ProjectDatabase(pulumi.ComponentResource):
             deleted_with=pg.deleted_with,
         )
 
-        password, verifier = random_login(name, self, length=32, special=True)
+        password, verifier = random_login(name, self, pg.salt_seed, length=32, special=True)
         role = postgresql.Role(
             f"{name}-role",
             name=project.user,
@@ -173,20 +172,10 @@ class ProjectDatabase(pulumi.ComponentResource):
 
     def _redis_user(self, name: str, args: ProjectDatabaseArgs, index: int) -> None:
         project, rd = args.project, args.redis
-        # Alphanumeric, like every Redis password here: nothing to escape anywhere.
-        password: pulumi.Output[str] = pulumi.Output.secret(
-            random.RandomPassword(
-                f"{name}-redis-password",
-                length=40,
-                special=False,
-                opts=pulumi.ResourceOptions(parent=self),
-            ).result
-        )
         user = RedisUser(
             f"{name}-redis-user",
             RedisUserArgs(
                 username=project.user,
-                password=password,
                 rules=project_rules(project.name, index),
                 on_delete="disable" if args.retain_on_delete else "delete",
                 host=rd.admin_host,
@@ -202,8 +191,8 @@ class ProjectDatabase(pulumi.ComponentResource):
             ),
         )
         end = rd.endpoint
-        self.redis_url = redis_url(user.id, password, end.host, end.port, index, rd.tls)
+        self.redis_url = redis_url(user.id, user.password, end.host, end.port, index, rd.tls)
         self.host_redis_url = redis_url(
-            user.id, password, end.admin_host, end.admin_port, index, rd.tls
+            user.id, user.password, end.admin_host, end.admin_port, index, rd.tls
         )
         self.urls |= {"redis_url": self.redis_url, "host_redis_url": self.host_redis_url}

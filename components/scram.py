@@ -12,6 +12,17 @@ import hmac
 ITERATIONS = 4096
 """PostgreSQL's default scram_iterations."""
 
+SALT_BYTES = 16
+"""As long as the salts PostgreSQL makes itself."""
+
+
+def derived_salt(seed: bytes, password: str) -> bytes:
+    """The salt of ``password``'s verifier: HMAC-SHA-256 of the password, keyed by the
+    server's random salt seed, cut to 16 bytes. Different for every password, the same from one
+    run to the next (so a verifier does not change unless its password does), and not
+    computable without the seed; no random resource per login."""
+    return hmac.digest(seed, password.encode(), "sha256")[:SALT_BYTES]
+
 
 def scram_sha256_verifier(password: str, salt: bytes, iterations: int = ITERATIONS) -> str:
     """``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`` for an ASCII password.

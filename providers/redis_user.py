@@ -4,10 +4,18 @@ Each change is ``ACL SETUSER`` followed by ``ACL SAVE``, which writes the server
 data volume, so users outlive restarts and container replacement. Removing a project deletes its
 user, or, where the stack keeps what a removed project leaves (prod), switches it off and drops
 its password, so the project can come back later under the same name.
+
+The user's password is made when the user is created, with ``secrets``, and kept in state as a
+secret output: every later update, and a user a refresh finds missing, gets the same password
+again, so the project's URL never changes under it. Users created when the password was an input
+keep the one their state holds. Replacing the user makes a new password: ``pulumi up --replace
+<urn>`` rotates it.
 """
 
 from __future__ import annotations
 
+import secrets
+import string
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +36,17 @@ if TYPE_CHECKING:
 
 # A new name is a new user; anything else is applied to the user in place.
 _REPLACE_ON = ("username",)
-_COMPARED = (*_REPLACE_ON, "rules", "password", "on_delete")
+_COMPARED = (*_REPLACE_ON, "rules", "on_delete")
+_MISSING = "missing"
+"""Set by a refresh that finds the user gone from the server: the next update makes it again."""
+
+PASSWORD_LENGTH = 40
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_password() -> str:
+    """40 letters and digits (about 238 bits): nothing to escape in a URL or an ACL rule."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(PASSWORD_LENGTH))
 
 
 def _admin(props: dict[str, Any]) -> Redis:
@@ -80,15 +98,20 @@ def _apply(props: dict[str, Any]) -> None:
 
 class _RedisUserProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        _apply(props)
-        return CreateResult(id_=props["username"], outs=props)
+        outs = {**props, "password": new_password()}
+        _apply(outs)
+        return CreateResult(id_=props["username"], outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return diff_fields(olds, news, _COMPARED, _REPLACE_ON)
+        diff = diff_fields(olds, news, _COMPARED, _REPLACE_ON)
+        if olds.get(_MISSING) and not diff.changes:
+            return DiffResult(changes=True, replaces=[], delete_before_replace=True)
+        return diff
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        _apply(news)
-        return UpdateResult(outs=news)
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        outs = {**news, "password": olds["password"]}
+        _apply(outs)
+        return UpdateResult(outs=outs)
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         import redis
@@ -101,8 +124,8 @@ class _RedisUserProvider(ResourceProvider):
             # in program order; its preview must get past this.
             return ReadResult(id_, props)
         # Gone (a volume restored without it, a user deleted by hand): the next update
-        # creates it again.
-        return ReadResult(id_, props) if exists else ReadResult("", {})
+        # makes it again, with the password its project's URL carries.
+        return ReadResult(id_, props if exists else {**props, _MISSING: True})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         with _admin(props) as admin:
@@ -121,9 +144,6 @@ class RedisUserArgs:
 
     username: str
     """The user's name: the project's PostgreSQL role name, so one name means one project."""
-
-    password: pulumi.Input[str]
-    """Its password (secret); Redis receives only its SHA-256."""
 
     rules: list[str]
     """ACL rules besides the password (``components/redis_acl.py``)."""
@@ -153,6 +173,10 @@ class RedisUserArgs:
 class RedisUser(pulumi.dynamic.Resource):
     """A Redis ACL user, kept in the server's ACL file."""
 
+    password: pulumi.Output[str]
+    """The user's password (secret), made when the user is created; Redis receives only its
+    SHA-256."""
+
     def __init__(
         self, name: str, args: RedisUserArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
@@ -161,7 +185,7 @@ class RedisUser(pulumi.dynamic.Resource):
             name,
             {
                 "username": args.username,
-                "password": pulumi.Output.secret(args.password),
+                "password": None,
                 "rules": args.rules,
                 "on_delete": args.on_delete,
                 "host": args.host,

@@ -390,6 +390,30 @@ def test_h_removed_containers_come_back_with_all_data_through_the_repair_command
     stack.preview(expect_no_changes=True)
 
 
+def test_h_a_redis_user_deleted_by_hand_comes_back_with_its_url_through_the_repair_command(
+    deployed: Deployed,
+) -> None:
+    """The user's password lives in state, not in a random resource: the repair makes the
+    user again with the password the project's URL already carries."""
+    stack = deployed.stack
+    project = PROJECTS[1]
+    url = deployed.outputs[f"{project.name}_host_redis_url"]
+    with redis_client(url) as client:
+        client.set(f"{project.name}:kept", "yes")
+    with redis_client(deployed.outputs["redis_admin_host_url"]) as admin:
+        assert admin.acl_deluser(project.user) == 1
+        admin.acl_save()
+    with pytest.raises(redis.AuthenticationError), redis_client(url) as client:
+        client.ping()
+
+    stack.up(refresh=True, run_program=True)
+
+    assert stack.outputs() == deployed.outputs
+    with redis_client(url) as client:
+        assert client.get(f"{project.name}:kept") == b"yes"
+    stack.preview(expect_no_changes=True)
+
+
 # i. -----------------------------------------------------------------------------------------
 
 

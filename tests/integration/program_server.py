@@ -27,7 +27,7 @@ import redis
 from providers.redis_user import _RedisUserProvider
 from tests.conftest import ROOT, docker_cli, free_port
 from tests.integration.conftest import Container
-from tests.unit.conftest import MOCK_PASSWORD, ProgramRunner
+from tests.unit.conftest import MOCK_PASSWORD, MOCK_REDIS_PASSWORD, ProgramRunner
 
 ADMIN_PASSWORD = MOCK_PASSWORD
 """Every password the mocked program makes, the admin's and Redis's included."""
@@ -238,9 +238,19 @@ def program_server(
         ) as first:
             logged_in = first.execute("SELECT 1").fetchone() == (1,)
         _wait_healthy(redis_container)
-        # The projects' Redis users, made by the program's own dynamic provider.
+        # The projects' Redis users, made by the program's own dynamic provider; its create
+        # makes each password, which the URLs then carry, as the engine's outputs would.
         for user in redis_users:
-            _RedisUserProvider().create(user)
+            created = _RedisUserProvider().create(user).outs
+            assert created is not None
+            made = created["password"]
+            mocked = f"//{user['username']}:{MOCK_REDIS_PASSWORD}@"
+            outputs = {
+                key: value.replace(mocked, f"//{user['username']}:{made}@")
+                if isinstance(value, str)
+                else value
+                for key, value in outputs.items()
+            }
         backup = (
             _create_like_the_provider(inputs[names["backup"]])
             if backup_interval_s is not None

@@ -23,8 +23,11 @@ from tests.conftest import ROOT
 MOCK_PASSWORD = "pw#%^+=~!*.-_x"
 """What every mocked RandomPassword returns: characters a URL must encode included."""
 
-MOCK_SALT_B64 = "c2FsdHNhbHRzYWx0c2FsdA=="
-"""What every mocked RandomId returns as ``b64Std`` (16 bytes)."""
+MOCK_SALT_SEED_B64 = "c2VlZHNlZWRzZWVkc2VlZHNlZWRzZWVkc2VlZHNlZWQ="
+"""What every mocked RandomBytes returns as ``base64`` (32 bytes)."""
+
+MOCK_REDIS_PASSWORD = "RedisUserPassword0123456789abcdefghijklmn"
+"""What every mocked RedisUser's create makes as its password."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,8 @@ class _Mocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = MOCK_PASSWORD
-        if args.typ == "random:index/randomId:RandomId":
-            outputs["b64Std"] = MOCK_SALT_B64
+        if args.typ == "random:index/randomBytes:RandomBytes":
+            outputs["base64"] = MOCK_SALT_SEED_B64
         if args.typ == "docker:index/remoteImage:RemoteImage":
             outputs["imageId"] = f"sha256:{args.name}"
         # What the dynamic providers' creates return.
@@ -79,7 +82,7 @@ class _Mocks(pulumi.runtime.Mocks):
         elif args.name.endswith("-ready"):
             outputs = server_ready_outputs(outputs, [])
         if args.name.endswith("-redis-user"):  # a RedisUser's id is its name
-            return args.inputs["username"], outputs
+            return args.inputs["username"], outputs | {"password": MOCK_REDIS_PASSWORD}
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import pytest
 
 from settings import InvalidInputError
-from tests.unit.conftest import MOCK_PASSWORD, Deployment, ProgramRunner
+from tests.unit.conftest import MOCK_PASSWORD, MOCK_REDIS_PASSWORD, Deployment, ProgramRunner
 
 ADMIN_SECRET = "external-admin-pw/:@#"
 """An external admin's password as a DBA chose it: characters a URL must encode included."""
@@ -167,12 +167,11 @@ def test_external_redis_users_are_managed_over_tls_with_the_configured_admin(
     assert user.deleted_with == ""
     ready = deployment.named("db-server-redis-ready")
     assert ready.inputs["external"] == {"tls": True, "ca_file": ca_file, "databases": 16}
-    encoded = quote(MOCK_PASSWORD, safe="")
     assert deployment.outputs["crypto_ai_agent_redis_url"] == (
-        f"rediss://crypto:{encoded}@redis.internal:26379/3"
+        f"rediss://crypto:{MOCK_REDIS_PASSWORD}@redis.internal:26379/3"
     )
     assert deployment.outputs["crypto_ai_agent_host_redis_url"] == (
-        f"rediss://crypto:{encoded}@127.0.0.1:26379/3"
+        f"rediss://crypto:{MOCK_REDIS_PASSWORD}@127.0.0.1:26379/3"
     )
     # PostgreSQL is still the stack's container.
     assert deployment.named("db-server-postgres").inputs["name"] == "db-server-dev-postgres"

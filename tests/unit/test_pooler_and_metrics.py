@@ -8,7 +8,7 @@ import pytest
 import projects
 from projects import Project
 from settings import InvalidInputError
-from tests.unit.conftest import MOCK_PASSWORD, ProgramRunner
+from tests.unit.conftest import MOCK_PASSWORD, MOCK_REDIS_PASSWORD, ProgramRunner
 
 CONTAINER = "docker:index/container:Container"
 
@@ -111,10 +111,11 @@ def test_exporters_log_in_as_watchers_with_passwords_in_files(run_program: Progr
     assert _uploads(exporter)["/run/secrets/monitor_password"] == MOCK_PASSWORD
     redis_exporter = deployment.named("db-server-metrics-redis-exporter")
     assert _uploads(redis_exporter)["/run/secrets/redis_passwords.json"] == (
-        f'{{"redis://db_monitor@db-server-redis:6379": "{MOCK_PASSWORD}"}}'
+        f'{{"redis://db_monitor@db-server-redis:6379": "{MOCK_REDIS_PASSWORD}"}}'
     )
     for container in (exporter, redis_exporter):
         assert not any(MOCK_PASSWORD in env for env in container.inputs["envs"])
+        assert not any(MOCK_REDIS_PASSWORD in env for env in container.inputs["envs"])
         assert "uploads" in container.secret_inputs
     rules = deployment.named("db-server-metrics-redis-user").inputs["rules"]
     assert rules[:3] == ["resetkeys", "resetchannels", "-@all"]

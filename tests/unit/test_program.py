@@ -9,13 +9,14 @@ import yaml
 import projects
 from components.healthcheck import go_duration
 from components.redis_acl import server_acl
-from components.scram import scram_sha256_verifier
+from components.scram import derived_salt, scram_sha256_verifier
 from projects import Project
 from settings import ADMIN_ROLE, load_settings
 from tests.conftest import ROOT
 from tests.unit.conftest import (
     MOCK_PASSWORD,
-    MOCK_SALT_B64,
+    MOCK_REDIS_PASSWORD,
+    MOCK_SALT_SEED_B64,
     Deployment,
     ProgramRunner,
     Registration,
@@ -62,11 +63,9 @@ def test_every_project_gets_its_own_role_database_password_and_revoke(
     for project in projects.PROJECTS:
         assert _children(deployment, project.name) == {
             f"{project.name}-password": PASSWORD,
-            f"{project.name}-password-salt": "random:index/randomId:RandomId",
             f"{project.name}-role": ROLE,
             f"{project.name}-database": DATABASE,
             f"{project.name}-revoke-public": GRANT,
-            f"{project.name}-redis-password": PASSWORD,
             f"{project.name}-redis-user": DYNAMIC,
         }
         role = deployment.named(f"{project.name}-role").inputs
@@ -91,10 +90,13 @@ def test_project_passwords_are_long_random_and_secret(run_program: ProgramRunner
         assert "password" in role.secret_inputs
         # PostgreSQL gets a SCRAM verifier, never the password: a failed CREATE/ALTER ROLE
         # statement lands in the server log whole.
-        assert role.inputs["password"] == scram_sha256_verifier(
-            MOCK_PASSWORD, base64.b64decode(MOCK_SALT_B64)
-        )
+        salt = derived_salt(base64.b64decode(MOCK_SALT_SEED_B64), MOCK_PASSWORD)
+        assert role.inputs["password"] == scram_sha256_verifier(MOCK_PASSWORD, salt)
         assert MOCK_PASSWORD not in role.inputs["password"]
+        # The Redis user's password is made by its provider, and only the URL carries it.
+        assert project.redis_db is None or MOCK_REDIS_PASSWORD in str(
+            deployment.outputs[f"{project.name}_redis_url"]
+        )
 
 
 def test_public_loses_connect_and_temporary_on_every_project_database(
@@ -393,10 +395,10 @@ def test_every_url_is_exported_as_a_secret_with_the_password_url_encoded(
     )
     # Each project's own Redis user (its role's name) on its own index.
     assert outputs["project2_db_redis_url"] == (
-        f"redis://project2_user:{encoded}@db-server-redis:6379/1"
+        f"redis://project2_user:{MOCK_REDIS_PASSWORD}@db-server-redis:6379/1"
     )
     assert outputs["project3_db_host_redis_url"] == (
-        f"redis://project3_user:{encoded}@127.0.0.1:6379/2"
+        f"redis://project3_user:{MOCK_REDIS_PASSWORD}@127.0.0.1:6379/2"
     )
     assert outputs["redis_admin_host_url"] == f"redis://dbadmin:{encoded}@127.0.0.1:6379/0"
     assert (
@@ -526,11 +528,9 @@ def test_adding_a_project_adds_only_that_projects_resources(
     assert after - before == {
         (PROJECT, "analytics"),
         (PASSWORD, "analytics-password"),
-        ("random:index/randomId:RandomId", "analytics-password-salt"),
         (ROLE, "analytics-role"),
         (DATABASE, "analytics-database"),
         (GRANT, "analytics-revoke-public"),
-        (PASSWORD, "analytics-redis-password"),
         (DYNAMIC, "analytics-redis-user"),
     }
     assert before <= after

@@ -2,12 +2,15 @@
 
 import hashlib
 import socket
+from typing import Any
 
 import pytest
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 import projects
 from components.redis_acl import password_hash, project_rules, server_acl
 from projects import Project
+from providers import redis_user
 from providers.redis_user import _RedisUserProvider
 from tests.unit.conftest import MOCK_PASSWORD, ProgramRunner
 
@@ -82,7 +85,9 @@ def test_every_redis_project_gets_its_own_user(
         # Removed from projects.py: gone in dev; in prod switched off, to come back later.
         assert user.inputs["on_delete"] == on_delete
         assert user.protect is (stack_name == "prod")
-        assert {"password", "admin_password"} <= user.secret_inputs
+        # The password is made by the provider and comes back as a secret output only.
+        assert "password" not in user.inputs
+        assert "admin_password" in user.secret_inputs
         assert {"password", "admin_password"} <= set(user.additional_secret_outputs)
         assert user.inputs["admin_user"] == "dbadmin"
         assert user.inputs["admin_password"] == MOCK_PASSWORD
@@ -144,3 +149,102 @@ def test_a_refresh_while_redis_is_down_keeps_the_user_as_it_is() -> None:
     read = _RedisUserProvider().read("shop_user", props)
 
     assert (read.id, read.outs) == ("shop_user", props)
+
+
+class _FakeAdmin:
+    """Stands in for the Redis admin connection: knows which users exist."""
+
+    def __init__(self, users: set[str]) -> None:
+        self.users = users
+
+    def __enter__(self) -> "_FakeAdmin":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def acl_getuser(self, name: str) -> dict[str, str] | None:
+        return {"name": name} if name in self.users else None
+
+
+@pytest.fixture
+def applied(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """What the provider sent to Redis, one entry per ACL SETUSER."""
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(redis_user, "_apply", lambda props: sent.append(dict(props)))
+    return sent
+
+
+def _outs(result: CreateResult | UpdateResult | ReadResult) -> dict[str, Any]:
+    assert result.outs is not None
+    return result.outs
+
+
+USER = {"username": "shop_user", "rules": ["~*"], "on_delete": "delete", "host": "127.0.0.1"}
+
+
+def test_a_new_user_gets_a_long_random_password_of_its_own(
+    applied: list[dict[str, object]],
+) -> None:
+    first = _RedisUserProvider().create(dict(USER))
+    second = _RedisUserProvider().create(dict(USER))
+
+    password = _outs(first)["password"]
+    assert len(password) == 40
+    assert password.isascii()
+    assert password.isalnum()
+    assert password != _outs(second)["password"]
+    assert [sent["password"] for sent in applied] == [password, _outs(second)["password"]]
+    assert first.id == "shop_user"
+
+
+def test_an_update_keeps_the_password_the_projects_url_carries(
+    applied: list[dict[str, object]],
+) -> None:
+    olds = {**USER, "password": "InStateSince2025"}
+    news = {**USER, "rules": ["~*", "+get"]}
+
+    updated = _RedisUserProvider().update("shop_user", olds, news)
+
+    assert updated.outs == {**news, "password": "InStateSince2025"}
+    assert applied == [updated.outs]
+
+
+def test_the_password_alone_is_never_a_change() -> None:
+    # Users created while the password was an input have it in state; now it is not one.
+    olds = {**USER, "password": "InStateSince2025"}
+
+    assert not _RedisUserProvider().diff("shop_user", olds, dict(USER)).changes
+    assert _RedisUserProvider().diff("shop_user", olds, {**USER, "rules": []}).changes
+    renamed = _RedisUserProvider().diff("shop_user", olds, {**USER, "username": "store_user"})
+    assert renamed.replaces == ["username"]
+
+
+def test_a_user_a_refresh_finds_missing_is_made_again_with_the_same_password(
+    monkeypatch: pytest.MonkeyPatch, applied: list[dict[str, object]]
+) -> None:
+    provider = _RedisUserProvider()
+    state = {**USER, "password": "InStateSince2025"}
+    monkeypatch.setattr(redis_user, "_admin", lambda _props: _FakeAdmin(users={"other"}))
+
+    read = provider.read("shop_user", state)
+    diff = provider.diff("shop_user", _outs(read), dict(USER))
+    updated = provider.update("shop_user", _outs(read), dict(USER))
+
+    # Kept in state, marked: not dropped, which would make a new password on the next create.
+    assert read.id == "shop_user"
+    assert _outs(read)["password"] == "InStateSince2025"
+    assert diff.changes
+    assert not diff.replaces
+    assert applied == [{**USER, "password": "InStateSince2025"}]
+    assert updated.outs == {**USER, "password": "InStateSince2025"}
+
+
+def test_a_refresh_that_finds_the_user_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = {**USER, "password": "InStateSince2025"}
+    monkeypatch.setattr(redis_user, "_admin", lambda _props: _FakeAdmin(users={"shop_user"}))
+
+    read = _RedisUserProvider().read("shop_user", state)
+
+    assert (read.id, read.outs) == ("shop_user", state)
+    assert not _RedisUserProvider().diff("shop_user", _outs(read), dict(USER)).changes
