@@ -269,7 +269,9 @@ def program_server(
         )
     finally:
         for name in (names["backup"], names["postgres"], names["redis"]):
-            subprocess.run(["docker", "rm", "-f", name], capture_output=True, timeout=90)
+            subprocess.run(
+                ["docker", "rm", "--force", "--volumes", name], capture_output=True, timeout=90
+            )
         for volume in volumes:
             subprocess.run(["docker", "volume", "rm", "-f", volume], capture_output=True)
         subprocess.run(["docker", "network", "rm", names["network"]], capture_output=True)
