@@ -11,6 +11,10 @@ For each N it measures:
 - the program, through the Automation API with the real providers: a cold ``up``, a no-op
   ``preview``, adding one project, removing it again;
 
+- Pulumi's own floor: a bare program of as many resources as the stack has, every one a
+  ``RandomId`` (nothing to dial, a real provider), and its no-op ``preview``: what the engine,
+  the language host and the Python SDK cost before the program does anything;
+
 then prints a table with the ratios against the goals, and where the cold ``up`` spent its time,
 per resource, from the engine's events. It is a benchmark that prints figures, not a test: it
 needs Docker, the Pulumi CLI, the test images and the real provider plugins (``.ci/setup`` and
@@ -224,6 +228,8 @@ class Timeline:
 class ProgramFigures:
     seconds: dict[str, float] = field(default_factory=dict)
     cold_up: Timeline | None = None
+    resources: int = 0
+    """Resources in the stack's state after the cold ``up``, the stack itself included."""
 
 
 def pulumi(stack: E2EStack, *args: str, timeline: Timeline | None = None) -> float:
@@ -295,6 +301,7 @@ def program_figures(n: int, root: Path, pulumi_cli: str, images: tuple[str, str]
         figures.cold_up = Timeline()
         up = ("up", "--yes", "--skip-preview")
         figures.seconds["cold up"] = pulumi(stack, *up, timeline=figures.cold_up)
+        figures.resources = len(json.loads(stack.state_file())["checkpoint"]["latest"]["resources"])
         figures.seconds["no-op preview"] = pulumi(stack, "preview", "--expect-no-changes")
         stack.write_projects(projects(n + 1))
         figures.seconds["add one"] = pulumi(stack, *up)
@@ -303,6 +310,55 @@ def program_figures(n: int, root: Path, pulumi_cli: str, images: tuple[str, str]
     finally:
         stack.cleanup()
     return figures
+
+
+BARE_PROGRAM = """\
+import os
+
+import pulumi_random as random
+
+for i in range(int(os.environ["BENCH_RESOURCES"])):
+    random.RandomId(f"r{i}", byte_length=8)
+"""
+
+
+def bare_preview_seconds(resources: int, root: Path) -> float:
+    """No-op ``preview`` of a bare program with ``resources`` resources (the stack and the
+    random provider among them), after its own ``up``: Pulumi's floor for that many."""
+    workdir = root / f"bare{resources}"
+    workdir.mkdir()
+    (workdir / "Pulumi.yaml").write_text(
+        "name: bench-bare\nruntime:\n  name: python\n  options:\n    virtualenv: venv\n"
+    )
+    (workdir / "__main__.py").write_text(BARE_PROGRAM)
+    (workdir / "venv").symlink_to(sys.prefix)
+    (workdir / "state").mkdir()
+    env = {
+        **os.environ,
+        "PULUMI_BACKEND_URL": f"file://{workdir / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "BENCH_RESOURCES": str(max(resources - 2, 1)),
+    }
+
+    def cli(*args: str) -> float:
+        started = time.monotonic()
+        done = subprocess.run(
+            ["pulumi", *args, "--stack", "bare", "--non-interactive"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"bare program: pulumi {args[0]} failed:\n{done.stdout[-2000:]}")
+        return time.monotonic() - started
+
+    cli("stack", "init")
+    cli("up", "--yes", "--skip-preview")
+    return cli("preview", "--expect-no-changes")
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -364,18 +420,36 @@ def main() -> int:
         for n in ns:
             floors[n] = floor_seconds(n, images_ok)
             programs[n] = program_figures(n, Path(tmp), pulumi_cli, images_ok)
+            programs[n].seconds["bare preview"] = bare_preview_seconds(
+                programs[n].resources, Path(tmp)
+            )
             print(f"N={n}: floor {floors[n]:.1f} s, program {programs[n].seconds}", flush=True)
 
     print()
-    header = ["N", "floor", "cold up", "ratio", "no-op preview", "add one", "remove one"]
+    header = [
+        "N",
+        "floor",
+        "cold up",
+        "ratio",
+        "no-op preview",
+        "add one",
+        "remove one",
+        "resources",
+        "bare preview",
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for n in ns:
         s = programs[n].seconds
         print(
             f"| {n} | {floors[n]:.1f} s | {s['cold up']:.1f} s | {s['cold up'] / floors[n]:.1f}x | "
-            f"{s['no-op preview']:.1f} s | {s['add one']:.1f} s | {s['remove one']:.1f} s |"
+            f"{s['no-op preview']:.1f} s | {s['add one']:.1f} s | {s['remove one']:.1f} s | "
+            f"{programs[n].resources} | {s['bare preview']:.1f} s |"
         )
+    print(
+        "\n(bare preview: a program of as many RandomId resources and nothing else, "
+        "Pulumi's own floor for that many resources)"
+    )
     print()
     if 3 in ns:
         ratio = programs[3].seconds["cold up"] / floors[3]
@@ -386,8 +460,9 @@ def main() -> int:
             s = programs[n].seconds
             print(
                 f"no-op preview at N={n} / N=1: {s['no-op preview'] / base['no-op preview']:.2f}x "
-                f"(goal <= 1.5x); add one at N={n} / N=1: {s['add one'] / base['add one']:.2f}x "
-                "(goal <= 1.3x)"
+                f"(goal <= 1.5x; the bare program of the same sizes: "
+                f"{s['bare preview'] / base['bare preview']:.2f}x); "
+                f"add one at N={n} / N=1: {s['add one'] / base['add one']:.2f}x (goal <= 1.3x)"
             )
     for n in ns:
         timeline = programs[n].cold_up
