@@ -197,6 +197,12 @@ class RedisUser(pulumi.dynamic.Resource):
             },
             pulumi.ResourceOptions.merge(
                 opts,
-                pulumi.ResourceOptions(additional_secret_outputs=["password", "admin_password"]),
+                pulumi.ResourceOptions(
+                    additional_secret_outputs=["password", "admin_password"],
+                    # A user is its name: a replacement must delete the old user first, or
+                    # the delete that follows the create would take the new one. The diff
+                    # says so too, but `pulumi up --replace` reads only this option.
+                    delete_before_replace=True,
+                ),
             ),
         )

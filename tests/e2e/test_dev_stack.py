@@ -7,6 +7,7 @@ repaired, a database restored), and the last one destroys it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -411,6 +412,33 @@ def test_h_a_redis_user_deleted_by_hand_comes_back_with_its_url_through_the_repa
     assert stack.outputs() == deployed.outputs
     with redis_client(url) as client:
         assert client.get(f"{project.name}:kept") == b"yes"
+    stack.preview(expect_no_changes=True)
+
+
+def test_h_replacing_a_redis_user_rotates_its_password_and_keeps_the_keys(
+    deployed: Deployed,
+) -> None:
+    """The README's rotation: `pulumi up --replace` on the project's Redis user."""
+    stack = deployed.stack
+    project = PROJECTS[1]
+    key = f"{project.name}_host_redis_url"
+    old_url = stack.outputs()[key]
+    with redis_client(old_url) as client:
+        client.set(f"{project.name}:rotated", "kept")
+    (urn,) = [
+        r["urn"]
+        for r in json.loads(stack.state_file())["checkpoint"]["latest"]["resources"]
+        if r["urn"].endswith(f"::{project.name}-redis-user")
+    ]
+
+    stack.up(replace=[urn])
+
+    new_url = stack.outputs()[key]
+    assert password_of(new_url) != password_of(old_url)
+    with pytest.raises(redis.AuthenticationError), redis_client(old_url) as client:
+        client.ping()
+    with redis_client(new_url) as client:
+        assert client.get(f"{project.name}:rotated") == b"kept"
     stack.preview(expect_no_changes=True)
 
 

@@ -89,6 +89,7 @@ def test_every_redis_project_gets_its_own_user(
         assert "password" not in user.inputs
         assert "admin_password" in user.secret_inputs
         assert {"password", "admin_password"} <= set(user.additional_secret_outputs)
+        assert user.delete_before_replace
         assert user.inputs["admin_user"] == "dbadmin"
         assert user.inputs["admin_password"] == MOCK_PASSWORD
         # Managed through the published port, once Redis takes logins.
