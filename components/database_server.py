@@ -13,7 +13,7 @@ import pulumi_random as random
 from components.backup_schedule import BackupSchedule, BackupScheduleArgs
 from components.healthcheck import shell_healthcheck
 from components.redis_acl import server_acl
-from components.urls import postgres_url, redis_url
+from components.urls import Target, postgres_urls, redis_urls
 from components.volume_guard import volume_guard
 from providers.network_ready import NetworkReady
 from providers.server_ready import ExternalServer, ServerReady, ServerReadyArgs
@@ -345,23 +345,28 @@ class DatabaseServer(pulumi.ComponentResource):
         postgres_ready.warnings.apply(_warn)
         redis_ready.warnings.apply(_warn)
 
-        self.admin_url = postgres_url(
-            pg.admin, admin_password, pg_end.host, pg_end.port, pg.admin_database, pg.ssl
-        )
-        self.admin_host_url = postgres_url(
+        admin_urls = postgres_urls(
             pg.admin,
             admin_password,
-            pg_end.admin_host,
-            pg_end.admin_port,
             pg.admin_database,
-            pg.ssl,
+            {
+                "network": Target(pg_end.host, pg_end.port, pg.ssl),
+                "host": Target(pg_end.admin_host, pg_end.admin_port, pg.ssl),
+            },
         )
-        self.redis_admin_url = redis_url(
-            rd.admin, redis_admin_password, rd_end.host, rd_end.port, 0, rd.use_tls
+        self.admin_url, self.admin_host_url = admin_urls["network"], admin_urls["host"]
+        redis_mode = "require" if rd.use_tls else "disable"
+        redis_admin_urls = redis_urls(
+            rd.admin,
+            redis_admin_password,
+            0,
+            {
+                "network": Target(rd_end.host, rd_end.port, redis_mode),
+                "host": Target(rd_end.admin_host, rd_end.admin_port, redis_mode),
+            },
         )
-        self.redis_admin_host_url = redis_url(
-            rd.admin, redis_admin_password, rd_end.admin_host, rd_end.admin_port, 0, rd.use_tls
-        )
+        self.redis_admin_url = redis_admin_urls["network"]
+        self.redis_admin_host_url = redis_admin_urls["host"]
         if args.backup.enabled and postgres_container and redis_container:
             BackupSchedule(
                 f"{name}-backup",

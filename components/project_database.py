@@ -8,7 +8,7 @@ import pulumi_postgresql as postgresql
 from components.database_server import PostgresAccess, RedisAccess
 from components.logins import random_login
 from components.redis_acl import project_rules
-from components.urls import postgres_url, redis_url
+from components.urls import Target, postgres_urls, redis_urls
 from projects import Project
 from providers.redis_user import RedisUser, RedisUserArgs
 from settings import Endpoint
@@ -150,21 +150,18 @@ class ProjectDatabase(pulumi.ComponentResource):
         )
 
         end = pg.endpoint
-        self.url = postgres_url(role.name, password, end.host, end.port, database.name, pg.sslmode)
-        self.host_url = postgres_url(
-            role.name, password, end.admin_host, end.admin_port, database.name, pg.sslmode
-        )
-        self.urls = {"url": self.url, "host_url": self.host_url}
+        targets = {
+            "url": Target(end.host, end.port, pg.sslmode),
+            "host_url": Target(end.admin_host, end.admin_port, pg.sslmode),
+        }
         if args.pooler is not None:
             # Through PgBouncer, for the app; the direct URLs stay for migrations and
             # anything that needs a session of its own.
             pooler = args.pooler
-            self.urls["pooled_url"] = postgres_url(
-                role.name, password, pooler.host, pooler.port, database.name
-            )
-            self.urls["host_pooled_url"] = postgres_url(
-                role.name, password, pooler.admin_host, pooler.admin_port, database.name
-            )
+            targets["pooled_url"] = Target(pooler.host, pooler.port)
+            targets["host_pooled_url"] = Target(pooler.admin_host, pooler.admin_port)
+        self.urls = postgres_urls(role.name, password, database.name, targets)
+        self.url, self.host_url = self.urls["url"], self.urls["host_url"]
         self.redis_url = self.host_redis_url = None
         if project.redis_db is not None:
             self._redis_user(name, args, project.redis_db)
@@ -190,9 +187,15 @@ class ProjectDatabase(pulumi.ComponentResource):
                 parent=self, protect=args.protect, deleted_with=rd.deleted_with
             ),
         )
-        end = rd.endpoint
-        self.redis_url = redis_url(user.id, user.password, end.host, end.port, index, rd.tls)
-        self.host_redis_url = redis_url(
-            user.id, user.password, end.admin_host, end.admin_port, index, rd.tls
+        end, mode = rd.endpoint, "require" if rd.tls else "disable"
+        urls = redis_urls(
+            user.id,
+            user.password,
+            index,
+            {
+                "redis_url": Target(end.host, end.port, mode),
+                "host_redis_url": Target(end.admin_host, end.admin_port, mode),
+            },
         )
-        self.urls |= {"redis_url": self.redis_url, "host_redis_url": self.host_redis_url}
+        self.redis_url, self.host_redis_url = urls["redis_url"], urls["host_redis_url"]
+        self.urls |= urls

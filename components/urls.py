@@ -1,41 +1,72 @@
-"""Connection URLs built from outputs. Every URL carries a password, so every URL is secret."""
+"""Connection URLs built from outputs. Every URL carries a password, so every URL is secret.
 
+A login's URLs (the same user, password and database at several addresses) come from one
+``apply`` and are then split by name: each Output is a task the Python SDK tracks and waits on
+until the program ends, and a chain of them per URL made up a third of a project's.
+"""
+
+from collections.abc import Mapping
+from operator import itemgetter
+from typing import NamedTuple
 from urllib.parse import quote
 
 import pulumi
 
 
-def postgres_url(
-    user: pulumi.Input[str],
-    password: pulumi.Input[str],
-    host: pulumi.Input[str],
-    port: pulumi.Input[int],
-    database: pulumi.Input[str],
-    sslmode: str = "disable",
-) -> pulumi.Output[str]:
-    """A SQLAlchemy-style ``postgresql+psycopg://`` URL with the password URL-encoded; any
-    ``sslmode`` but ``disable`` goes in its query."""
-    quoted = pulumi.Output.from_input(password).apply(lambda p: quote(p, safe=""))
-    query = "" if sslmode == "disable" else f"?sslmode={sslmode}"
-    return pulumi.Output.secret(
-        pulumi.Output.format(
-            "postgresql+psycopg://{0}:{1}@{2}:{3}/{4}{5}", user, quoted, host, port, database, query
-        )
+class Target(NamedTuple):
+    """Where one URL points."""
+
+    host: str
+    port: int
+    sslmode: str = "disable"
+    """libpq ``sslmode``; any but ``disable`` goes in a PostgreSQL URL's query. A Redis URL
+    with anything but ``disable`` is ``rediss://``."""
+
+
+def postgres_url(user: str, password: str, database: str, target: Target) -> str:
+    """A SQLAlchemy-style ``postgresql+psycopg://`` URL with the password URL-encoded."""
+    query = "" if target.sslmode == "disable" else f"?sslmode={target.sslmode}"
+    return (
+        f"postgresql+psycopg://{user}:{quote(password, safe='')}@{target.host}:{target.port}"
+        f"/{database}{query}"
     )
 
 
-def redis_url(
-    user: pulumi.Input[str],
-    password: pulumi.Input[str],
-    host: pulumi.Input[str],
-    port: pulumi.Input[int],
-    index: pulumi.Input[int],
-    tls: bool = False,
-) -> pulumi.Output[str]:
+def redis_url(user: str, password: str, index: int, target: Target) -> str:
     """A ``redis://<user>:<password>@...`` URL selecting database ``index``; ``rediss://``
-    with ``tls``."""
-    quoted = pulumi.Output.from_input(password).apply(lambda p: quote(p, safe=""))
-    scheme = "rediss" if tls else "redis"
-    return pulumi.Output.secret(
-        pulumi.Output.format("{0}://{1}:{2}@{3}:{4}/{5}", scheme, user, quoted, host, port, index)
+    where the target asks for TLS."""
+    scheme = "redis" if target.sslmode == "disable" else "rediss"
+    return f"{scheme}://{user}:{quote(password, safe='')}@{target.host}:{target.port}/{index}"
+
+
+def postgres_urls(
+    user: pulumi.Input[str],
+    password: pulumi.Input[str],
+    database: pulumi.Input[str],
+    targets: Mapping[str, Target],
+) -> dict[str, pulumi.Output[str]]:
+    """A secret URL for each named target, all of one login to one database."""
+    urls = pulumi.Output.all(user, password, database).apply(
+        lambda a: {name: postgres_url(a[0], a[1], a[2], t) for name, t in targets.items()}
     )
+    return _split(urls, targets)
+
+
+def redis_urls(
+    user: pulumi.Input[str],
+    password: pulumi.Input[str],
+    index: int,
+    targets: Mapping[str, Target],
+) -> dict[str, pulumi.Output[str]]:
+    """A secret URL for each named target, all of one user on one index."""
+    urls = pulumi.Output.all(user, password).apply(
+        lambda a: {name: redis_url(a[0], a[1], index, t) for name, t in targets.items()}
+    )
+    return _split(urls, targets)
+
+
+def _split(
+    urls: pulumi.Output[dict[str, str]], names: Mapping[str, Target]
+) -> dict[str, pulumi.Output[str]]:
+    secret: pulumi.Output[dict[str, str]] = pulumi.Output.secret(urls)
+    return {name: secret.apply(itemgetter(name)) for name in names}
