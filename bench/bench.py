@@ -2,6 +2,7 @@
 
     make bench                 # N = 1, 3, 16, 100
     make bench N="1 3"         # some of them
+    bench/bench.py --repeat 5  # more samples per figure
 
 For each N it measures:
 
@@ -10,15 +11,15 @@ For each N it measures:
   and one redis-cli script creating N ACL users;
 - the program, through the Automation API with the real providers: a cold ``up``, a no-op
   ``preview``, adding one project, removing it again;
-
 - Pulumi's own floor: a bare program of as many resources as the stack has, every one a
   ``RandomId`` (nothing to dial, a real provider), and its no-op ``preview``: what the engine,
   the language host and the Python SDK cost before the program does anything;
 
-then prints a table with the ratios against the goals, and where the cold ``up`` spent its time,
-per resource, from the engine's events. It is a benchmark that prints figures, not a test: it
-needs Docker, the Pulumi CLI, the test images and the real provider plugins (``.ci/setup`` and
-``pulumi plugin ls``), and says so where they are missing.
+then prints a table of medians (``--repeat``, 3 samples of each figure by default; the cold
+``up`` and the floor once at N > 16) with the ratios against the goals, and where the first
+cold ``up`` spent its time, per resource, from the engine's events. It is a benchmark that
+prints figures, not a test: it needs Docker, the Pulumi CLI, the test images and the real
+provider plugins (``.ci/setup`` and ``pulumi plugin ls``), and says so where they are missing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -226,10 +228,16 @@ class Timeline:
 
 @dataclass
 class ProgramFigures:
-    seconds: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    """Every measurement, by figure."""
     cold_up: Timeline | None = None
     resources: int = 0
     """Resources in the stack's state after the cold ``up``, the stack itself included."""
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """The median of each figure's samples."""
+        return {name: statistics.median(values) for name, values in self.samples.items()}
 
 
 def pulumi(stack: E2EStack, *args: str, timeline: Timeline | None = None) -> float:
@@ -287,29 +295,47 @@ def follow_events(log: Path, process: subprocess.Popen[bytes], timeline: Timelin
                 time.sleep(POLL_S)
 
 
-def program_figures(n: int, root: Path, pulumi_cli: str, images: tuple[str, str]) -> ProgramFigures:
+def program_figures(
+    n: int, root: Path, pulumi_cli: str, images: tuple[str, str], repeats: int
+) -> ProgramFigures:
+    """The program's figures at N, each the median of its samples: ``cold_repeats(n, repeats)``
+    cold ups (a fresh stack each), and on the first stack ``repeats`` no-op previews and
+    add-one/remove-one pairs."""
     figures = ProgramFigures()
-    stack = E2EStack(
-        root / f"n{n}",
-        pulumi_cli,
-        stack_name=f"bench{n}",
-        names=Names(prefix=f"dbs-bench-{n}"),
-        images=images,
-        projects=projects(n),
-    )
-    try:
-        figures.cold_up = Timeline()
-        up = ("up", "--yes", "--skip-preview")
-        figures.seconds["cold up"] = pulumi(stack, *up, timeline=figures.cold_up)
-        figures.resources = len(json.loads(stack.state_file())["checkpoint"]["latest"]["resources"])
-        figures.seconds["no-op preview"] = pulumi(stack, "preview", "--expect-no-changes")
-        stack.write_projects(projects(n + 1))
-        figures.seconds["add one"] = pulumi(stack, *up)
-        stack.write_projects(projects(n))
-        figures.seconds["remove one"] = pulumi(stack, *up)
-    finally:
-        stack.cleanup()
+    up = ("up", "--yes", "--skip-preview")
+    for attempt in range(cold_repeats(n, repeats)):
+        stack = E2EStack(
+            root / f"n{n}-{attempt}",
+            pulumi_cli,
+            stack_name=f"bench{n}",
+            names=Names(prefix=f"dbs-bench-{n}-{attempt}"),
+            images=images,
+            projects=projects(n),
+        )
+        try:
+            timeline = Timeline()
+            figures.samples["cold up"].append(pulumi(stack, *up, timeline=timeline))
+            if attempt > 0:
+                continue
+            figures.cold_up = timeline
+            state = json.loads(stack.state_file())
+            figures.resources = len(state["checkpoint"]["latest"]["resources"])
+            for _ in range(repeats):
+                figures.samples["no-op preview"].append(
+                    pulumi(stack, "preview", "--expect-no-changes")
+                )
+                stack.write_projects(projects(n + 1))
+                figures.samples["add one"].append(pulumi(stack, *up))
+                stack.write_projects(projects(n))
+                figures.samples["remove one"].append(pulumi(stack, *up))
+        finally:
+            stack.cleanup()
     return figures
+
+
+def cold_repeats(n: int, repeats: int) -> int:
+    """Cold ups (and floors) measured at N: one at 100 projects, where each takes minutes."""
+    return repeats if n <= 16 else 1
 
 
 BARE_PROGRAM = """\
@@ -322,9 +348,9 @@ for i in range(int(os.environ["BENCH_RESOURCES"])):
 """
 
 
-def bare_preview_seconds(resources: int, root: Path) -> float:
-    """No-op ``preview`` of a bare program with ``resources`` resources (the stack and the
-    random provider among them), after its own ``up``: Pulumi's floor for that many."""
+def bare_preview_seconds(resources: int, root: Path, repeats: int) -> list[float]:
+    """``repeats`` no-op previews of a bare program with ``resources`` resources (the stack
+    and the random provider among them), after its own ``up``: Pulumi's floor for that many."""
     workdir = root / f"bare{resources}"
     workdir.mkdir()
     (workdir / "Pulumi.yaml").write_text(
@@ -358,7 +384,7 @@ def bare_preview_seconds(resources: int, root: Path) -> float:
 
     cli("stack", "init")
     cli("up", "--yes", "--skip-preview")
-    return cli("preview", "--expect-no-changes")
+    return [cli("preview", "--expect-no-changes") for _ in range(repeats)]
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -394,7 +420,14 @@ def breakdown(timeline: Timeline, top: int = 12) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", default="1 3 16 100", help="project counts, space-separated")
-    ns = [int(n) for n in parser.parse_args().n.split()]
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="samples per figure, the median reported (cold ups and floors: once at N > 16)",
+    )
+    args = parser.parse_args()
+    ns, repeats = [int(n) for n in args.n.split()], max(args.repeat, 1)
 
     pulumi_cli = shutil.which("pulumi")
     images = (
@@ -418,12 +451,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="db-server-bench-") as tmp:
         floor_seconds(1, images_ok)  # warm the page cache and Docker once
         for n in ns:
-            floors[n] = floor_seconds(n, images_ok)
-            programs[n] = program_figures(n, Path(tmp), pulumi_cli, images_ok)
-            programs[n].seconds["bare preview"] = bare_preview_seconds(
-                programs[n].resources, Path(tmp)
+            floors[n] = statistics.median(
+                floor_seconds(n, images_ok) for _ in range(cold_repeats(n, repeats))
             )
-            print(f"N={n}: floor {floors[n]:.1f} s, program {programs[n].seconds}", flush=True)
+            programs[n] = program_figures(n, Path(tmp), pulumi_cli, images_ok, repeats)
+            programs[n].samples["bare preview"] = bare_preview_seconds(
+                programs[n].resources, Path(tmp), repeats
+            )
+            samples = {
+                name: " ".join(f"{v:.2f}" for v in values)
+                for name, values in programs[n].samples.items()
+            }
+            print(f"N={n}: floor {floors[n]:.2f} s (median), samples {samples}", flush=True)
 
     print()
     header = [
