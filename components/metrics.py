@@ -15,6 +15,7 @@ import pulumi_docker as docker
 
 from components.database_server import PostgresAccess, RedisAccess
 from components.logins import service_login
+from components.service_container import service_container
 from providers.redis_user import RedisUser, RedisUserArgs
 from settings import POSTGRES_PORT, REDIS_PORT, MetricsSettings
 
@@ -88,13 +89,15 @@ class Metrics(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, deleted_with=rd.deleted_with),
         )
 
-        self._exporter(
+        service_container(
             f"{name}-postgres-exporter",
-            f"{pg.endpoint.host}-exporter",
-            settings.postgres_exporter_image,
-            POSTGRES_EXPORTER_PORT,
-            settings.postgres_exporter_port,
-            args.network_name,
+            self,
+            image_resource_name=f"{name}-postgres-exporter-image",
+            image=settings.postgres_exporter_image,
+            container_name=f"{pg.endpoint.host}-exporter",
+            port=POSTGRES_EXPORTER_PORT,
+            host_port=settings.postgres_exporter_port,
+            network_name=args.network_name,
             envs=[
                 pulumi.Output.format(
                     "DATA_SOURCE_URI={0}:{1}/postgres?sslmode=disable",
@@ -115,13 +118,15 @@ class Metrics(pulumi.ComponentResource):
         passwords = pulumi.Output.all(redis_host, redis_user.password).apply(
             lambda a: json.dumps({f"redis://{MONITOR_ROLE}@{a[0]}:{REDIS_PORT}": a[1]})
         )
-        self._exporter(
+        service_container(
             f"{name}-redis-exporter",
-            f"{rd.endpoint.host}-exporter",
-            settings.redis_exporter_image,
-            REDIS_EXPORTER_PORT,
-            settings.redis_exporter_port,
-            args.network_name,
+            self,
+            image_resource_name=f"{name}-redis-exporter-image",
+            image=settings.redis_exporter_image,
+            container_name=f"{rd.endpoint.host}-exporter",
+            port=REDIS_EXPORTER_PORT,
+            host_port=settings.redis_exporter_port,
+            network_name=args.network_name,
             envs=[
                 pulumi.Output.format("REDIS_ADDR=redis://{0}:{1}", redis_host, REDIS_PORT),
                 f"REDIS_USER={MONITOR_ROLE}",
@@ -137,46 +142,3 @@ class Metrics(pulumi.ComponentResource):
             depends_on=[redis_user],
         )
         self.register_outputs({})
-
-    def _exporter(
-        self,
-        name: str,
-        container_name: str,
-        image_name: str,
-        port: int,
-        host_port: int,
-        network_name: pulumi.Input[str],
-        *,
-        envs: list[pulumi.Input[str]],
-        uploads: list[docker.ContainerUploadArgs],
-        depends_on: list[pulumi.Resource],
-    ) -> None:
-        image = docker.RemoteImage(
-            f"{name}-image",
-            name=image_name,
-            keep_locally=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        docker.Container(
-            name,
-            name=container_name,
-            image=image.image_id,
-            envs=envs,
-            uploads=uploads,
-            restart="unless-stopped",
-            must_run=True,
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=port, external=host_port, ip="127.0.0.1", protocol="tcp"
-                )
-            ],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network_name)],
-            log_driver="json-file",
-            log_opts={"max-size": "10m", "max-file": "5"},
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                delete_before_replace=True,
-                additional_secret_outputs=["uploads"],
-                depends_on=depends_on,
-            ),
-        )

@@ -16,6 +16,7 @@ import pulumi_postgresql as postgresql
 
 from components.database_server import PostgresAccess
 from components.logins import service_login
+from components.service_container import service_container
 from projects import Project
 from settings import POSTGRES_PORT, PoolerSettings
 
@@ -68,7 +69,6 @@ class Pooler(pulumi.ComponentResource):
     ) -> None:
         super().__init__("db-server:pooler:Pooler", name, None, opts)
         settings, pg = args.settings, args.postgres
-        child = pulumi.ResourceOptions(parent=self)
         sql = pulumi.ResourceOptions(
             parent=self, provider=pg.provider, deleted_with=pg.deleted_with
         )
@@ -106,14 +106,17 @@ class Pooler(pulumi.ComponentResource):
             opts=sql,
         )
 
-        image = docker.RemoteImage(
-            f"{name}-image", name=settings.image, keep_locally=True, opts=child
-        )
         container_name = settings.container_name or ""
-        docker.Container(
+        service_container(
             f"{name}-container",
-            name=container_name,
-            image=image.image_id,
+            self,
+            image_resource_name=f"{name}-image",
+            image=settings.image,
+            container_name=container_name,
+            port=POOLER_PORT,
+            host_port=settings.host_port,
+            network_name=args.network_name,
+            aliases=[container_name],
             uploads=[
                 docker.ContainerUploadArgs(
                     file=f"{_CONFIG_DIR}/pgbouncer.ini",
@@ -128,30 +131,7 @@ class Pooler(pulumi.ComponentResource):
                     permissions="0644",
                 ),
             ],
-            restart="unless-stopped",
-            must_run=True,
-            ports=[
-                docker.ContainerPortArgs(
-                    internal=POOLER_PORT,
-                    external=settings.host_port,
-                    ip="127.0.0.1",
-                    protocol="tcp",
-                )
-            ],
-            networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(
-                    name=args.network_name, aliases=[container_name]
-                )
-            ],
-            log_driver="json-file",
-            log_opts={"max-size": "10m", "max-file": "5"},
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # Its name and port are taken until the old one is gone.
-                delete_before_replace=True,
-                additional_secret_outputs=["uploads"],
-                depends_on=[connect, usage, function],
-            ),
+            depends_on=[connect, usage, function],
         )
         self.endpoint_host = container_name
         self.host_port = settings.host_port
