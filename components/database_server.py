@@ -355,15 +355,15 @@ class DatabaseServer(pulumi.ComponentResource):
             },
         )
         self.admin_url, self.admin_host_url = admin_urls["network"], admin_urls["host"]
-        redis_mode = "require" if rd.use_tls else "disable"
         redis_admin_urls = redis_urls(
             rd.admin,
             redis_admin_password,
             0,
             {
-                "network": Target(rd_end.host, rd_end.port, redis_mode),
-                "host": Target(rd_end.admin_host, rd_end.admin_port, redis_mode),
+                "network": Target(rd_end.host, rd_end.port),
+                "host": Target(rd_end.admin_host, rd_end.admin_port),
             },
+            tls=rd.use_tls,
         )
         self.redis_admin_url = redis_admin_urls["network"]
         self.redis_admin_host_url = redis_admin_urls["host"]

@@ -187,15 +187,16 @@ class ProjectDatabase(pulumi.ComponentResource):
                 parent=self, protect=args.protect, deleted_with=rd.deleted_with
             ),
         )
-        end, mode = rd.endpoint, "require" if rd.tls else "disable"
+        end = rd.endpoint
         urls = redis_urls(
             user.id,
             user.password,
             index,
             {
-                "redis_url": Target(end.host, end.port, mode),
-                "host_redis_url": Target(end.admin_host, end.admin_port, mode),
+                "redis_url": Target(end.host, end.port),
+                "host_redis_url": Target(end.admin_host, end.admin_port),
             },
+            tls=rd.tls,
         )
         self.redis_url, self.host_redis_url = urls["redis_url"], urls["host_redis_url"]
         self.urls |= urls

@@ -19,8 +19,7 @@ class Target(NamedTuple):
     host: str
     port: int
     sslmode: str = "disable"
-    """libpq ``sslmode``; any but ``disable`` goes in a PostgreSQL URL's query. A Redis URL
-    with anything but ``disable`` is ``rediss://``."""
+    """libpq ``sslmode`` of a PostgreSQL URL; any but ``disable`` goes in its query."""
 
 
 def postgres_url(user: str, password: str, database: str, target: Target) -> str:
@@ -32,10 +31,10 @@ def postgres_url(user: str, password: str, database: str, target: Target) -> str
     )
 
 
-def redis_url(user: str, password: str, index: int, target: Target) -> str:
+def redis_url(user: str, password: str, index: int, target: Target, tls: bool) -> str:
     """A ``redis://<user>:<password>@...`` URL selecting database ``index``; ``rediss://``
-    where the target asks for TLS."""
-    scheme = "redis" if target.sslmode == "disable" else "rediss"
+    with ``tls``."""
+    scheme = "rediss" if tls else "redis"
     return f"{scheme}://{user}:{quote(password, safe='')}@{target.host}:{target.port}/{index}"
 
 
@@ -57,10 +56,12 @@ def redis_urls(
     password: pulumi.Input[str],
     index: int,
     targets: Mapping[str, Target],
+    *,
+    tls: bool,
 ) -> dict[str, pulumi.Output[str]]:
     """A secret URL for each named target, all of one user on one index."""
     urls = pulumi.Output.all(user, password).apply(
-        lambda a: {name: redis_url(a[0], a[1], index, t) for name, t in targets.items()}
+        lambda a: {name: redis_url(a[0], a[1], index, t, tls) for name, t in targets.items()}
     )
     return _split(urls, targets)
 
