@@ -4,14 +4,16 @@
 #   <database>.rows.tsv      row count of every table in that dump
 #   globals.sql.gz           roles and other cluster-wide objects (pg_dumpall --globals-only)
 #   redis.rdb.gz             a Redis snapshot taken by BGSAVE
-#   manifest.tsv             kind, file, bytes, sha256, server version of every file
+#   manifest.tsv             kind, file, bytes, sha256, server version of every file, and the
+#                            role each database was dumped as (its owner, who restores it)
 #   COMPLETE                 written last; only then does the backup become `latest`
 #
 # Usage: scripts/backup-database.sh [database ...]      (default: every project database)
 #
 # Any failing step fails the whole backup with a non-zero exit: the directory keeps its
 # `.partial` suffix, gets no COMPLETE marker and never becomes `latest`. Files are readable by
-# their owner only. See scripts/lib/common.sh for how the servers are reached.
+# their owner only. Each database is dumped logged in as its owner, the project's own role; the
+# admin only lists the databases and dumps the globals (scripts/lib/common.sh says why).
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -82,7 +84,8 @@ redis_snapshot() {
 }
 
 main() {
-  local stamp dir final databases database version
+  local stamp dir final databases database version owner
+  local -A owners=()
   mkdir -p "$BACKUP_DIR"
   chmod 700 "$BACKUP_DIR"
   stamp="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -100,24 +103,33 @@ main() {
   else
     mapfile -t databases < <(all_databases)
   fi
+  # Every owner is checked before anything is written: one database that cannot be dumped
+  # without a superuser's rights stops the backup at once, naming it.
+  for database in "${databases[@]}"; do
+    owners[$database]="$(owner_of "$database")"
+  done
   log "backing up ${#databases[@]} database(s) and Redis into $final"
 
-  printf 'kind\tfile\tbytes\tsha256\tserver_version\n' >"$dir/manifest.tsv"
-  add() { # kind file
-    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(stat -c %s "$dir/$2")" "$(sha256_of "$dir/$2")" \
-      "$version" >>"$dir/manifest.tsv"
+  printf 'kind\tfile\tbytes\tsha256\tserver_version\towner\n' >"$dir/manifest.tsv"
+  add() { # kind file [owner]
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$(stat -c %s "$dir/$2")" "$(sha256_of "$dir/$2")" \
+      "$version" "${3:-}" >>"$dir/manifest.tsv"
   }
 
   for database in "${databases[@]}"; do
+    owner="${owners[$database]}"
+    # As the owner: pg_dump runs nothing of the project's with more rights than the project's.
     # --clean --if-exists: the dump also restores over an existing database's objects.
-    pg pg_dump --clean --if-exists --quote-all-identifiers -d "$database" | gzip -c >"$dir/$database.sql.gz"
+    pg_as "$owner" pg_dump --clean --if-exists --quote-all-identifiers --dbname="$database" |
+      gzip -c >"$dir/$database.sql.gz"
     dump_row_counts "$dir/$database.sql.gz" >"$dir/$database.rows.tsv"
-    add "database:$database" "$database.sql.gz"
-    add "rows:$database" "$database.rows.tsv"
-    log "  $database: $(stat -c %s "$dir/$database.sql.gz") bytes, $(wc -l <"$dir/$database.rows.tsv") table(s)"
+    add "database:$database" "$database.sql.gz" "$owner"
+    add "rows:$database" "$database.rows.tsv" "$owner"
+    log "  $database (as $owner): $(stat -c %s "$dir/$database.sql.gz") bytes, $(wc -l <"$dir/$database.rows.tsv") table(s)"
   done
 
-  pg pg_dumpall --globals-only | gzip -c >"$dir/globals.sql.gz"
+  # Cluster-wide, read from the catalogs only: the admin's.
+  pg_as "$ADMIN_ROLE" pg_dumpall --globals-only | gzip -c >"$dir/globals.sql.gz"
   add globals globals.sql.gz
   redis_snapshot "$dir/redis.rdb.gz"
   add redis redis.rdb.gz

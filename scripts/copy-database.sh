@@ -11,8 +11,11 @@
 # 1. The database on the old server stops taking the project's connections (CONNECTION LIMIT 0)
 #    and its sessions end, so no write lands there after the copy. Nothing there is dropped;
 #    `ALTER DATABASE <database> CONNECTION LIMIT -1` on the old server opens it again.
-# 2. pg_dump (without owners and grants) from the container is restored in one transaction by
-#    the project's own role into its database on the target, which must have no tables yet.
+# 2. pg_dump (without owners and grants), logged in as the database's owner, is restored in one
+#    transaction by the project's own role into its database on the target, which must have no
+#    tables yet. The admin never runs anything inside the project's database: a connection
+#    limit of 0 would keep the owner out too, so for the copy the closed database is renamed
+#    aside (apps asking for it by name find nothing) and opened for its owner, then renamed back.
 # 3. The row count of every table is compared, old server against target; any difference fails.
 #
 # The target is reached from the Docker host through a throwaway container of the old server's
@@ -35,10 +38,12 @@ psql_target() {
     "$image" "${PSQL[@]}" --host="$host" --port="$port" --username="$user" --dbname="$dbname" "$@"
 }
 
-# A query that counts the rows of every table, written by the old server for its own tables.
+# A query that counts the rows of every table, written by the old server for its own tables,
+# as the database's owner.
+#   row_count_query OWNER DATABASE
 row_count_query() {
-  psql_admin -d "$1" -c "
-    SELECT coalesce(string_agg(format('SELECT %L, count(*) FROM %I.%I',
+  pg_as "$1" "${PSQL[@]}" --dbname="$2" --command="
+    SELECT coalesce(string_agg(format('SELECT %L, pg_catalog.count(*) FROM %I.%I',
                                       n.nspname || '.' || c.relname, n.nspname, c.relname),
                                ' UNION ALL ' ORDER BY n.nspname, c.relname)
                     || ' ORDER BY 1', 'SELECT 1 WHERE false')
@@ -47,8 +52,27 @@ row_count_query() {
       AND n.nspname NOT LIKE 'pg_toast%'"
 }
 
+# Ends every session in DATABASE, waiting up to 10 s for each to go.
+end_sessions() {
+  admin_sql "SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity
+    WHERE datname = $(sql_literal "$1") AND pid <> pg_backend_pid()" >/dev/null
+}
+
+# Puts the database back under its own name, closed (see 1. above); on every way out.
+aside=""
+put_back() {
+  [[ -n "$aside" ]] || return 0
+  if ! admin_sql "ALTER DATABASE $(sql_ident "$aside") CONNECTION LIMIT 0" >/dev/null ||
+    ! end_sessions "$aside" ||
+    ! admin_sql "ALTER DATABASE $(sql_ident "$aside") RENAME TO $(sql_ident "$database")" >/dev/null; then
+    log "could not rename $aside back: ALTER DATABASE $aside RENAME TO $database on the old server"
+  fi
+  aside=""
+}
+
 main() {
-  local database="" ca_file="" url="" rest query source_counts target_counts tables
+  local ca_file="" url="" rest query source_counts target_counts tables owner
+  database=""
   while (($#)); do
     case "$1" in
       --ca-file) ca_file="${2:-}"; [[ -f "$ca_file" ]] || die "no CA file ${2:-}"; shift 2 ;;
@@ -66,10 +90,13 @@ main() {
   dbname="${BASH_REMATCH[6]}" sslmode="${BASH_REMATCH[8]:-disable}"
   [[ "$dbname" == "$database" ]] || die "the URL on stdin is for database $dbname, not $database"
   database_exists "$database" || die "no database $database in container $PG_CONTAINER"
+  owner="$(owner_of "$database")"
   image="$(docker inspect --format '{{.Image}}' "$PG_CONTAINER")"
 
   secrets="$(mktemp -d)"
-  trap 'rm -rf "$secrets"' EXIT
+  trap 'put_back; rm -rf "$secrets"' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   rest="$(url_decode "${BASH_REMATCH[3]}")"
   rest="${rest//\\/\\\\}"
   printf '%s:%s:%s:%s:%s\n' "$host" "$port" "$dbname" "$user" "${rest//:/\\:}" >"$secrets/pgpass"
@@ -81,17 +108,22 @@ main() {
   [[ "$tables" == 0 ]] || die "database $database on the target has $tables tables already: not copying over them"
 
   log "closing $database on the old server to the project's new sessions, ending its sessions"
-  psql_admin -d postgres -c "ALTER DATABASE $(sql_ident "$database") CONNECTION LIMIT 0" >/dev/null
-  psql_admin -d postgres -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-    WHERE datname = $(sql_literal "$database") AND pid <> pg_backend_pid()" >/dev/null
+  admin_sql "ALTER DATABASE $(sql_ident "$database") CONNECTION LIMIT 0" >/dev/null
+  end_sessions "$database"
+  aside="${database:0:40}__copying_$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+  admin_sql_stdin >/dev/null <<SQL
+ALTER DATABASE $(sql_ident "$database") RENAME TO $(sql_ident "$aside");
+ALTER DATABASE $(sql_ident "$aside") CONNECTION LIMIT -1;
+SQL
 
-  log "copying $database to $host:$port as $user"
-  pg pg_dump --no-owner --no-privileges --dbname="$database" \
-    | psql_target --single-transaction --file=- >/dev/null
+  log "copying $database to $host:$port as $user (read as $owner)"
+  pg_as "$owner" pg_dump --no-owner --no-privileges --dbname="$aside" |
+    psql_target --single-transaction --file=- >/dev/null
 
-  query="$(row_count_query "$database")"
-  source_counts="$(psql_admin -d "$database" -c "$query")"
+  query="$(row_count_query "$owner" "$aside")"
+  source_counts="$(pg_as "$owner" "${PSQL[@]}" --dbname="$aside" --command="$query")"
   target_counts="$(psql_target -c "$query")"
+  put_back
   if [[ "$source_counts" != "$target_counts" ]]; then
     diff <(printf '%s\n' "$source_counts") <(printf '%s\n' "$target_counts") >&2 || true
     die "row counts differ between the old server (<) and the target (>)"

@@ -5,8 +5,13 @@
 #
 # Usage: scripts/verify-backup.sh [backup]     (default: latest; a name under ./backups or a path)
 #
+# Each dump is restored and counted logged in as its owner, the project's own role, into a
+# scratch database that role owns and no other role may connect to (scripts/lib/common.sh):
+# whatever the project's dump runs, it runs with the project's rights. A dump that cannot be
+# restored that way fails the verification; it is never retried as a superuser.
+#
 # Exits non-zero on any mismatch, damaged file or failed restore; a backup that fails is marked
-# VERIFY-FAILED and never VERIFIED.
+# VERIFY-FAILED and never VERIFIED. The scratch database is dropped on every way out.
 set -euo pipefail
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -14,7 +19,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 scratch=""
 drop_scratch() {
   if [[ -n "$scratch" ]]; then
-    psql_admin -d postgres -c "DROP DATABASE IF EXISTS $(sql_ident "$scratch") WITH (FORCE)" >/dev/null || true
+    drop_database "$scratch" || log "could not drop scratch database $scratch"
+    scratch=""
   fi
 }
 
@@ -24,31 +30,34 @@ fail() {
 }
 
 main() {
-  local file kind database expected actual
+  local file kind database expected actual owner
   dir="$(resolve_backup "${1:-}")"
   trap drop_scratch EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   rm -f "$dir/VERIFIED" "$dir/VERIFY-FAILED"
+  drop_stale_scratch
 
   while IFS=$'\t' read -r kind file _; do
     [[ "$kind" == kind ]] && continue
-    ( check_file "$dir" "$file" ) || fail "$file does not match the manifest"
+    (check_file "$dir" "$file") || fail "$file does not match the manifest"
   done <"$dir/manifest.tsv"
 
   while IFS=$'\t' read -r kind file _; do
     [[ "$kind" == database:* ]] || continue
     database="${kind#database:}"
-    scratch="verify_$(date -u +%s)_$$_${database:0:30}"
-    psql_admin -d postgres -c "CREATE DATABASE $(sql_ident "$scratch") TEMPLATE template0" >/dev/null
+    owner="$(backup_owner "$dir" "$database")" || fail "$database: no role to restore it as"
     # The dump was read from its COPY blocks at backup time; the scratch copy is counted live.
     expected="$(dump_row_counts "$dir/$file")"
     [[ "$expected" == "$(cat "$dir/$database.rows.tsv")" ]] || fail "$database: row counts in the dump differ from $database.rows.tsv"
-    gzip -dc "$dir/$file" | psql_admin_stdin --single-transaction -d "$scratch" >/dev/null ||
-      fail "$database: the dump does not restore"
-    actual="$(database_row_counts "$scratch" "$dir/$database.rows.tsv")"
+    scratch="$(scratch_name)"
+    create_private_database "$scratch" "$owner"
+    gzip -dc "$dir/$file" | restore_as "$owner" "$scratch" ||
+      fail "$database: the dump does not restore as its owner $owner"
+    actual="$(database_row_counts "$owner" "$scratch" "$dir/$database.rows.tsv")"
     [[ "$actual" == "$expected" ]] || fail "$database: row counts after restore differ: $(diff <(printf '%s\n' "$expected") <(printf '%s\n' "$actual") | tr '\n' ' ')"
-    log "  $database: restored, $(wc -l <<<"$expected") table(s) with matching row counts"
+    log "  $database: restored as $owner, $(grep -c . <<<"$expected" || true) table(s) with matching row counts"
     drop_scratch
-    scratch=""
   done <"$dir/manifest.tsv"
 
   date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/VERIFIED"

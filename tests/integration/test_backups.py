@@ -86,13 +86,16 @@ def _run(
     return result
 
 
-def _project(server: Server, database: str) -> psycopg.Connection[tuple[object, ...]]:
+def _project(
+    server: Server, database: str, dbname: str | None = None
+) -> psycopg.Connection[tuple[object, ...]]:
+    """A login as the project's role, to its database or to ``dbname``."""
     return psycopg.connect(
         host="127.0.0.1",
         port=server.postgres_port,
         user=PROJECTS[database],
         password=PASSWORD,
-        dbname=database,
+        dbname=dbname or database,
         autocommit=True,
         connect_timeout=5,
     )
@@ -133,8 +136,13 @@ def test_a_backup_holds_every_database_globals_and_redis_readable_by_the_owner_o
     backup = _complete_backup(server, backups)
 
     manifest = [line.split("\t") for line in (backup / "manifest.tsv").read_text().splitlines()]
-    assert manifest[0] == ["kind", "file", "bytes", "sha256", "server_version"]
+    assert manifest[0] == ["kind", "file", "bytes", "sha256", "server_version", "owner"]
     kinds = {row[0]: row[1] for row in manifest[1:]}
+    # Each database was dumped as its owner, who restores it; the globals by the admin.
+    owners = {row[0]: row[5] for row in manifest[1:]}
+    assert owners["database:shop"] == owners["rows:shop"] == "shop_user"
+    assert owners["database:blog"] == "blog_user"
+    assert owners["globals"] == owners["redis"] == ""
     assert kinds["database:shop"] == "shop.sql.gz"
     assert kinds["database:blog"] == "blog.sql.gz"
     assert kinds["globals"] == "globals.sql.gz"
@@ -208,8 +216,15 @@ def test_restore_into_a_scratch_database_leaves_the_live_one_alone(
 
     _run("restore-database.sh", "blog", "--into", "blog_copy", server=server, backups=backups)
 
-    with admin_connection(server, "blog_copy") as copy:
+    # The copy is the project's own, like its live database: its role owns it and every table,
+    # and the other project's role may not connect.
+    with _project(server, "blog", dbname="blog_copy") as copy:
         assert copy.execute("SELECT count(*) FROM notes").fetchone() == (2,)
+        assert copy.execute(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall() == [("blog_user",)]
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        _project(server, "shop", dbname="blog_copy")
     assert _rows(server, "blog", "notes") == []
     with admin_connection(server) as admin:
         admin.execute("DROP DATABASE blog_copy")
@@ -235,9 +250,11 @@ def test_verify_passes_on_a_good_backup_and_marks_it(server: Server, backups: Pa
     result = _run("verify-backup.sh", server=server, backups=backups)
 
     assert (backup / "VERIFIED").is_file()
-    assert "shop: restored, 2 table(s) with matching row counts" in result.stderr
+    assert "shop: restored as shop_user, 2 table(s) with matching row counts" in result.stderr
     with admin_connection(server) as admin:
-        left = admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'verify_%'")
+        left = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'db\\_server\\_scratch\\_%'"
+        )
         assert left.fetchall() == []
 
 
