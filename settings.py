@@ -187,6 +187,12 @@ class PostgresSettings(_Service):
         return self.database or "postgres"
 
     @property
+    def socket_volume(self) -> str:
+        """The volume of the container's unix socket directory, named after ``volume``
+        (``db_server_pgdata``: ``db_server_pgsocket``), shared with the backup container."""
+        return _sibling_name(self.volume, "_pgdata", "_pgsocket")
+
+    @property
     def ssl(self) -> str:
         """libpq ``sslmode``: ``disable`` for the container, which is reached on loopback and
         on the Docker network only."""

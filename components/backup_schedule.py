@@ -8,7 +8,7 @@ import pulumi_docker as docker
 
 from components.healthcheck import shell_healthcheck
 from components.volume_guard import volume_guard
-from settings import ADMIN_ROLE, POSTGRES_PORT, REDIS_PORT, BackupSettings
+from settings import ADMIN_ROLE, REDIS_PORT, BackupSettings
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 """The backup, verify and retention scripts, uploaded into the container as they are."""
@@ -21,7 +21,7 @@ _SCRIPT_FILES = (
     "lib/common.sh",
 )
 _IN_CONTAINER = "/opt/db-server/scripts"
-_PGPASS_UPLOAD = "/run/secrets/pgpass"
+_POSTGRES_SOCKET_DIR = "/var/run/postgresql"
 _REDIS_PASSWORD_FILE = "/run/secrets/redis_admin_password"
 _BACKUPS = "/backups"
 _REDIS_DATA = "/redis-data"
@@ -47,18 +47,17 @@ class BackupScheduleArgs:
     network_name: pulumi.Input[str]
     """The server's Docker network."""
 
-    postgres_host: pulumi.Input[str]
-    """PostgreSQL's container name on that network; known once the server takes logins, so
-    the first backup does not wait a whole interval for a server that was still starting."""
+    postgres_socket_volume: pulumi.Input[str]
+    """The PostgreSQL container's socket directory volume; known once the server takes logins,
+    so the first backup does not wait a whole interval for a server that was still starting.
+    The scripts log in through it as each database's owner (trusted there, no password): a
+    project's dump is restored with the project's rights, never the admin's."""
 
     redis_host: pulumi.Input[str]
     """Redis's container name on that network, likewise."""
 
     redis_volume: pulumi.Input[str]
     """Redis's data volume, mounted read-only to copy the snapshot BGSAVE writes."""
-
-    admin_password: pulumi.Input[str]
-    """``dbadmin``'s password (secret)."""
 
     redis_admin_password: pulumi.Input[str]
     """The Redis admin's password (secret): BGSAVE is an admin's command."""
@@ -75,7 +74,11 @@ class BackupScheduleArgs:
 
 class BackupSchedule(pulumi.ComponentResource):
     """Backs the server up every interval into a volume, verifies each backup by restoring it,
-    and applies retention, with the same scripts an operator runs from the host."""
+    and applies retention, with the same scripts an operator runs from the host.
+
+    It holds no PostgreSQL password: it reaches the server through its unix socket, shared as a
+    volume, where the scripts log in as the admin for cluster-wide steps and as each database's
+    owner for everything inside that database."""
 
     volume_name: pulumi.Output[str]
     """The volume the backups are written to."""
@@ -106,20 +109,7 @@ class BackupSchedule(pulumi.ComponentResource):
             )
             for script in _SCRIPT_FILES
         ]
-        # pgpass fields escape ':' and '\'.
-        pgpass: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.format(
-                "{0}:{1}:*:{2}:{3}\n",
-                args.postgres_host,
-                POSTGRES_PORT,
-                ADMIN_ROLE,
-                pulumi.Output.from_input(args.admin_password).apply(
-                    lambda p: p.replace("\\", "\\\\").replace(":", "\\:")
-                ),
-            )
-        )
         secrets = [
-            docker.ContainerUploadArgs(file=_PGPASS_UPLOAD, content=pgpass),
             docker.ContainerUploadArgs(
                 file=_REDIS_PASSWORD_FILE,
                 content=pulumi.Output.secret(args.redis_admin_password),
@@ -134,12 +124,6 @@ class BackupSchedule(pulumi.ComponentResource):
             envs=[
                 "DB_SERVER_BACKUP_DIRECT=1",
                 f"DB_SERVER_BACKUP_DIR={_BACKUPS}",
-                pulumi.Output.concat("PGHOST=", args.postgres_host),
-                f"PGPORT={POSTGRES_PORT}",
-                f"PGUSER={ADMIN_ROLE}",
-                "PGDATABASE=postgres",
-                "PGPASSFILE=/root/.pgpass",
-                f"DB_SERVER_PGPASS_UPLOAD={_PGPASS_UPLOAD}",
                 pulumi.Output.concat("DB_SERVER_REDIS_HOST=", args.redis_host),
                 f"DB_SERVER_REDIS_PORT={REDIS_PORT}",
                 f"DB_SERVER_REDIS_USER={ADMIN_ROLE}",
@@ -152,6 +136,9 @@ class BackupSchedule(pulumi.ComponentResource):
             uploads=[*scripts, *secrets],
             volumes=[
                 docker.ContainerVolumeArgs(volume_name=volume.name, container_path=_BACKUPS),
+                docker.ContainerVolumeArgs(
+                    volume_name=args.postgres_socket_volume, container_path=_POSTGRES_SOCKET_DIR
+                ),
                 docker.ContainerVolumeArgs(
                     volume_name=args.redis_volume, container_path=_REDIS_DATA, read_only=True
                 ),

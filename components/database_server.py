@@ -32,6 +32,12 @@ from settings import (
     RedisSettings,
 )
 
+POSTGRES_SOCKET_DIR = "/var/run/postgresql"
+"""PostgreSQL's unix socket directory in the official image, where every local login is trusted.
+It is a volume shared with the backup container: its scripts log in there as each database's
+owner, so a project's code in its dump never runs with the admin's rights
+(scripts/lib/common.sh)."""
+
 POSTGRES_PASSWORD_FILE = "/run/secrets/postgres_password"
 """Where the admin password is uploaded; ``POSTGRES_PASSWORD_FILE`` keeps it out of the env."""
 
@@ -374,10 +380,9 @@ class DatabaseServer(pulumi.ComponentResource):
                     settings=args.backup,
                     image=postgres_container.container.image,
                     network_name=self._network,
-                    postgres_host=postgres_ready.ready_container_name,
+                    postgres_socket_volume=_once_ready(postgres_ready, pg.socket_volume),
                     redis_host=redis_ready.ready_container_name,
                     redis_volume=redis_container.volume.name,
-                    admin_password=admin_password,
                     redis_admin_password=redis_admin_password,
                     protect=args.protection.protect,
                     retain_on_delete=args.protection.retain_on_delete,
@@ -422,15 +427,16 @@ class DatabaseServer(pulumi.ComponentResource):
             f"{self._name}-network-ready", settings.name, opts=pulumi.ResourceOptions(parent=self)
         ).ready_name
 
-    def _volume(self, resource_name: str, volume_name: str) -> docker.Volume:
+    def _volume(self, resource_name: str, volume_name: str, *, data: bool = True) -> docker.Volume:
+        """A named volume; one that holds ``data`` carries the stack's protections."""
         protection = self._args.protection
         return docker.Volume(
             resource_name,
             name=volume_name,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                protect=protection.protect,
-                retain_on_delete=protection.retain_on_delete,
+                protect=protection.protect and data,
+                retain_on_delete=protection.retain_on_delete and data,
                 hooks=self._volume_hooks,
             ),
         )
@@ -461,13 +467,21 @@ class DatabaseServer(pulumi.ComponentResource):
         kind: str,
         settings: _Settings,
         volume_suffix: str,
-        make_container: Callable[[_Settings, docker.Volume, pulumi.Output[str]], docker.Container],
+        make_container: Callable[
+            [_Settings, docker.Volume, docker.Volume | None, pulumi.Output[str]], docker.Container
+        ],
         admin_password: pulumi.Output[str],
     ) -> tuple[ServerReady, _DataContainer | None]:
         if settings.external:
             return self._ready_external(kind, settings, admin_password), None
         volume = self._volume(f"{self._name}-{volume_suffix}", settings.volume)
-        container = make_container(settings, volume, admin_password)
+        socket_volume = (
+            # No data: Docker may remove it with the container; only its name is guarded.
+            self._volume(f"{self._name}-pgsocket", settings.socket_volume, data=False)
+            if isinstance(settings, PostgresSettings)
+            else None
+        )
+        container = make_container(settings, volume, socket_volume, admin_password)
         ready = self._ready(kind, container, settings, admin_password)
         return ready, _DataContainer(container, volume)
 
@@ -535,8 +549,10 @@ class DatabaseServer(pulumi.ComponentResource):
         self,
         settings: PostgresSettings,
         volume: docker.Volume,
+        socket_volume: docker.Volume | None,
         admin_password: pulumi.Output[str],
     ) -> docker.Container:
+        assert socket_volume is not None  # made for every PostgreSQL container
         command = ["postgres"]
         for parameter, value in sorted(settings.parameters.items()):
             command += ["-c", f"{parameter}={value}"]
@@ -561,10 +577,19 @@ class DatabaseServer(pulumi.ComponentResource):
             # The official image's stop signal: a fast shutdown that still checkpoints.
             stop_signal="SIGINT",
             shm_size=settings.shm_size_mb,
+            shared=[
+                docker.ContainerVolumeArgs(
+                    volume_name=socket_volume.name, container_path=POSTGRES_SOCKET_DIR
+                )
+            ],
         )
 
     def _redis_container(
-        self, settings: RedisSettings, volume: docker.Volume, admin_password: pulumi.Output[str]
+        self,
+        settings: RedisSettings,
+        volume: docker.Volume,
+        _socket_volume: docker.Volume | None,
+        admin_password: pulumi.Output[str],
     ) -> docker.Container:
         config = (
             "# Written by db-server; changes here are replaced on the next `pulumi up`.\n"
@@ -612,8 +637,10 @@ class DatabaseServer(pulumi.ComponentResource):
         healthcheck: str,
         stop_signal: str,
         shm_size: int | None,
+        shared: list[docker.ContainerVolumeArgs] | None = None,
     ) -> docker.Container:
-        """A container that holds data: loopback port, network, volume, safe lifecycle."""
+        """A container that holds data: loopback port, network, volume, safe lifecycle;
+        ``shared`` are volumes it shares with the containers beside it."""
         image = docker.RemoteImage(
             f"{resource_name}-image",
             name=settings.image,
@@ -659,7 +686,8 @@ class DatabaseServer(pulumi.ComponentResource):
             volumes=[
                 docker.ContainerVolumeArgs(
                     volume_name=volume.name, container_path=settings.data_path
-                )
+                ),
+                *(shared or []),
             ],
             log_driver="json-file",
             log_opts=_LOG_OPTS,

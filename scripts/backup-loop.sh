@@ -7,9 +7,6 @@ set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
 interval="${BACKUP_INTERVAL_SECONDS:?}"
 
-# libpq ignores a password file that others can read, and uploads arrive world-readable.
-install -m 600 "${DB_SERVER_PGPASS_UPLOAD:?}" "${PGPASSFILE:?}"
-
 trap 'exit 0' TERM INT
 while :; do
   started=$SECONDS

@@ -16,9 +16,10 @@ die() {
 }
 
 service="${1:-}" stack="${2:-}"
+# The data volume; for PostgreSQL also its socket directory's, which the container mounts too.
 case "$service" in
-  postgres) volume=db-server-pgdata ;;
-  redis) volume=db-server-redisdata ;;
+  postgres) volume=db-server-pgdata extra=db-server-pgsocket ;;
+  redis) volume=db-server-redisdata extra="" ;;
   *) die "usage: $0 postgres|redis STACK" ;;
 esac
 [[ -n "$stack" ]] || die "usage: $0 postgres|redis STACK"
@@ -29,6 +30,11 @@ urn="$(urns | grep -E "[:$]docker:index/volume:Volume::$volume\$" | sort -u || t
 [[ -n "$urn" ]] || die "stack $stack has no $service volume ($volume): nothing to forget"
 log "stack $stack forgets its $service container, volume and what depends on them"
 pulumi state delete --stack "$stack" --target-dependents --force --yes "$urn"
+if [[ -n "$extra" ]]; then
+  for other in $(urns | grep -E "[:$]docker:index/volume:Volume::$extra\$" | sort -u); do
+    pulumi state delete --stack "$stack" --target-dependents --force --yes "$other"
+  done
+fi
 
 if ! urns | grep -qE "[:$]docker:index/container:Container::db-server-(postgres|redis)\$"; then
   for network in $(urns | grep -E "[:$](docker:index/network:Network|pulumi-python:dynamic:Resource)::db-server-network(-ready)?\$" | sort -u); do

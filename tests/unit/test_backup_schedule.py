@@ -25,7 +25,8 @@ def test_prod_backs_up_every_day_into_a_protected_volume(run_program: ProgramRun
     env = _envs(backup)
     assert env["BACKUP_INTERVAL_SECONDS"] == "86400"
     assert (env["BACKUP_KEEP_DAILY"], env["BACKUP_KEEP_WEEKLY"]) == ("7", "4")
-    assert env["PGHOST"] == "db-server-postgres"
+    # PostgreSQL through its socket only: no host, user or password file to log in with.
+    assert not {"PGHOST", "PGUSER", "PGPASSFILE"} & set(env)
     assert env["DB_SERVER_REDIS_HOST"] == "db-server-redis"
     volume = deployment.named("db-server-backup-volume")
     assert volume.inputs["name"] == "db_server_backups"
@@ -37,8 +38,17 @@ def test_prod_backs_up_every_day_into_a_protected_volume(run_program: ProgramRun
     }
     assert mounts == {
         ("db_server_backups", "/backups", False),
+        ("db_server_pgsocket", "/var/run/postgresql", False),
         ("db_server_redisdata", "/redis-data", True),
     }
+    # The same socket directory as the server's.
+    server = deployment.named("db-server-postgres")
+    assert {(v["volumeName"], v["containerPath"]) for v in server.inputs["volumes"]} >= {
+        ("db_server_pgsocket", "/var/run/postgresql")
+    }
+    socket = deployment.named("db-server-pgsocket")
+    assert socket.inputs["name"] == "db_server_pgsocket"
+    assert not socket.protect  # no data in it
     assert backup.inputs["networksAdvanced"][0]["name"] == "nginx-network"
     # It uses the server's own image, so pg_dump matches the server's major version.
     assert backup.inputs["image"] == "sha256:db-server-postgres-image"
@@ -65,7 +75,9 @@ def test_the_container_runs_the_repositorys_scripts_and_keeps_passwords_out_of_s
         uploads["/opt/db-server/scripts/lib/common.sh"]
         == (ROOT / "scripts" / "lib" / "common.sh").read_text()
     )
-    assert uploads["/run/secrets/pgpass"] == f"db-server-postgres:5432:*:dbadmin:{MOCK_PASSWORD}\n"
+    # The Redis admin's password (BGSAVE), and no PostgreSQL password at all.
+    secrets = {file for file in uploads if not file.startswith("/opt/db-server/scripts/")}
+    assert secrets == {"/run/secrets/redis_admin_password"}
     assert uploads["/run/secrets/redis_admin_password"] == MOCK_PASSWORD
     assert _envs(backup)["DB_SERVER_REDIS_USER"] == "dbadmin"  # BGSAVE is the admin's
     assert "uploads" in backup.secret_inputs

@@ -216,6 +216,7 @@ def test_volumes_hold_the_data_at_the_images_data_paths(run_program: ProgramRunn
 
     assert {v.inputs["name"] for v in deployment.of_type(VOLUME)} == {
         "db_server_pgdata",
+        "db_server_pgsocket",
         "db_server_redisdata",
         "db_server_backups",
     }
@@ -224,7 +225,11 @@ def test_volumes_hold_the_data_at_the_images_data_paths(run_program: ProgramRunn
         for c in _data_containers(deployment)
     }
     assert mounts == {
-        "db-server-postgres": [("db_server_pgdata", "/var/lib/postgresql/data")],
+        "db-server-postgres": [
+            ("db_server_pgdata", "/var/lib/postgresql/data"),
+            # The socket directory, shared with the backup container (no data in it).
+            ("db_server_pgsocket", "/var/run/postgresql"),
+        ],
         "db-server-redis": [("db_server_redisdata", "/data")],
     }
     postgres = deployment.named("db-server-postgres").inputs
@@ -427,8 +432,10 @@ def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: Prog
 
     # The pooler's lookup role and the exporters' role hold nothing: they are not guarded.
     project_roles = [r for r in deployment.of_type(ROLE) if PROJECT in r.parent]
+    # The socket directory's volume holds no data either.
+    data_volumes = [v for v in deployment.of_type(VOLUME) if v.name != "db-server-pgsocket"]
     guarded = (
-        deployment.of_type(VOLUME)
+        data_volumes
         + deployment.of_type("docker:index/network:Network")
         + deployment.of_type(DATABASE)
         + project_roles
