@@ -14,10 +14,11 @@ from components.metrics import Metrics, MetricsArgs
 from components.pooler import POOLER_PORT, Pooler, PoolerArgs
 from components.project_database import ProjectDatabase, ProjectDatabaseArgs
 from settings import Endpoint, load_settings
-from validation import validate_projects
+from validation import validate_connections, validate_projects
 
 settings = load_settings(pulumi.Config())
 validate_projects(projects.PROJECTS, settings.redis.databases)
+validate_connections(projects.PROJECTS, settings)
 
 server = DatabaseServer(
     "db-server",

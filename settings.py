@@ -6,6 +6,7 @@ fields; the rest take the defaults below, which ``Pulumi.yaml`` declares too. Un
 are errors, so a typo never silently falls back to a default.
 """
 
+import difflib
 import os
 import re
 import types
@@ -397,9 +398,29 @@ _APPENDFSYNC = frozenset({"always", "everysec", "no"})
 _REDIS_SIZE_UNITS = {"": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
 
 
+_SECTIONS = ("network", "postgres", "redis", "backup", "pooler", "metrics", "protection")
+_SECRETS = ("admin_password", "redis_admin_password")
+
+
+def _unknown_keys() -> list[str]:
+    """Every ``db-server:*`` key the stack sets that the program does not read: a typo for a
+    real section (``db-server:backups``) must not leave a stack silently unprotected."""
+    known = sorted((*_SECTIONS, *_SECRETS))
+    given = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    problems = []
+    for key in sorted(k for k in given if k.startswith(f"{PROJECT_NAME}:")):
+        name = key.removeprefix(f"{PROJECT_NAME}:")
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {PROJECT_NAME}:{close[0]}?" if close else ""
+        problems.append(f"{key}: unknown setting (known: {', '.join(known)}){hint}")
+    return problems
+
+
 def load_settings(config: pulumi.Config) -> Settings:
     """Read and validate every setting; raise ``InvalidInputError`` listing all problems."""
-    problems: list[str] = []
+    problems: list[str] = _unknown_keys()
     network = _parse_section(config, "network", NetworkSettings, problems)
     postgres = _parse_section(config, "postgres", PostgresSettings, problems)
     redis = _parse_section(config, "redis", RedisSettings, problems)

@@ -7,11 +7,12 @@ bad edit to ``projects.py`` is one round trip, not one per mistake.
 import re
 from collections.abc import Sequence
 
+from components.logins import SERVICE_CONNECTION_LIMIT
 from components.metrics import MONITOR_ROLE
 from components.pooler import LOOKUP_ROLE
 from components.project_database import URL_NAMES
 from projects import Project
-from settings import ADMIN_ROLE, InvalidInputError
+from settings import ADMIN_ROLE, PROJECT_NAME, InvalidInputError, Settings
 
 POOL_MODES = ("transaction", "session")
 
@@ -34,6 +35,16 @@ _RESERVED = frozenset(
         MONITOR_ROLE,
     }
 )
+
+SCRATCH_PREFIX = "db_server_scratch_"
+"""Names of the backup scripts' scratch databases (scripts/lib/common.sh): no project's."""
+
+# PostgreSQL's defaults for the settings that share out its connections.
+_CONNECTION_DEFAULTS = {
+    "max_connections": 100,
+    "superuser_reserved_connections": 3,
+    "reserved_connections": 0,
+}
 
 RESERVED_OUTPUTS = frozenset(
     {"admin_url", "admin_host_url", "redis_admin_url", "redis_admin_host_url", "summary"}
@@ -123,9 +134,58 @@ def _identifier_problem(value: object) -> str | None:
         return f"{value!r} is not a lowercase identifier ([a-z_][a-z0-9_]*)"
     if len(value.encode()) > _MAX_IDENTIFIER_BYTES:
         return f"{value!r} is longer than {_MAX_IDENTIFIER_BYTES} bytes"
-    if value in _RESERVED or value.startswith("pg_"):
+    if value in _RESERVED or value.startswith(("pg_", SCRATCH_PREFIX)):
         return f"{value!r} is reserved by PostgreSQL or this server"
     return None
+
+
+def validate_connections(projects: Sequence[Project], settings: Settings) -> None:
+    """Raise ``InvalidInputError`` unless every login's ``connection_limit`` fits the server's
+    ``max_connections`` together: a project at its limit must leave the others theirs, and the
+    admin its reserved slots (``superuser_reserved_connections``, ``reserved_connections``).
+
+    Only for a container, whose settings say what the server has; an external server's
+    ``max_connections`` is its operator's to share out."""
+    postgres = settings.postgres
+    if postgres.external:
+        return
+    values: dict[str, int] = {}
+    problems: list[str] = []
+    for name, default in _CONNECTION_DEFAULTS.items():
+        raw = postgres.parameters.get(name, str(default))
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            problems.append(
+                f"{PROJECT_NAME}:postgres.parameters.{name}: must be an integer, got {raw!r}"
+            )
+    if problems:
+        raise InvalidInputError(f"Invalid {PROJECT_NAME} stack settings:", problems)
+
+    demands = {f"project {p.name!r}": p.connection_limit for p in projects}
+    if settings.pooler.enabled:
+        demands[f"the pooler's {LOOKUP_ROLE}"] = SERVICE_CONNECTION_LIMIT
+    if settings.metrics.enabled:
+        demands[f"the exporters' {MONITOR_ROLE}"] = SERVICE_CONNECTION_LIMIT
+    reserved = values["superuser_reserved_connections"] + values["reserved_connections"]
+    available = values["max_connections"] - reserved
+    needed = sum(demands.values())
+    if needed <= available:
+        return
+    largest = sorted(demands.items(), key=lambda item: -item[1])[:3]
+    raise InvalidInputError(
+        "Connections do not fit the server:",
+        [
+            f"{PROJECT_NAME}:postgres.parameters.max_connections: {values['max_connections']}, "
+            f"of which {reserved} are reserved for the admin "
+            "(superuser_reserved_connections + reserved_connections), leaves "
+            f"{available} for the logins' connection_limit, which add up to {needed} over "
+            f"{len(demands)} logins (largest: "
+            + ", ".join(f"{who} {limit}" for who, limit in largest)
+            + f"). Raise max_connections to at least {needed + reserved}, or lower "
+            "connection_limit in projects.py."
+        ],
+    )
 
 
 def _check_unique(projects: Sequence[Project]) -> list[str]:

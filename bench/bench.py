@@ -68,6 +68,16 @@ def projects(n: int) -> list[ProjectLine]:
     return [ProjectLine(f"app{i:03}", user=f"app{i:03}_user", redis_db=i) for i in range(1, n + 1)]
 
 
+CONNECTION_LIMIT = 20
+"""Each project's connection_limit: projects.py's default."""
+
+
+def max_connections(n: int) -> int:
+    """A max_connections that holds N projects at their limit, and the admin's reserve: what
+    the program requires (validation.py), given to the floor's server too."""
+    return max(100, CONNECTION_LIMIT * n + 3)
+
+
 def run(*args: str, stdin: str | None = None, timeout: float = 300) -> str:
     done = subprocess.run(
         args, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
@@ -88,7 +98,8 @@ def floor_seconds(n: int, images: tuple[str, str]) -> float:
     for project in projects(n):
         verifier = scram_sha256_verifier(PASSWORD, os.urandom(16))
         sql += [
-            f"CREATE ROLE {project.user} LOGIN PASSWORD '{verifier}' CONNECTION LIMIT 20;",
+            f"CREATE ROLE {project.user} LOGIN PASSWORD '{verifier}' "
+            f"CONNECTION LIMIT {CONNECTION_LIMIT};",
             f"CREATE DATABASE {project.name} OWNER {project.user} TEMPLATE template0;",
             f"REVOKE ALL ON DATABASE {project.name} FROM PUBLIC;",
         ]
@@ -123,6 +134,7 @@ def floor_seconds(n: int, images: tuple[str, str]) -> float:
             "-v",
             f"{names.pg_volume}:/var/lib/postgresql/data",
             postgres_image,
+            *("-c", f"max_connections={max_connections(n)}"),
         )
         run(
             "docker",
@@ -311,6 +323,7 @@ def program_figures(
             names=Names(prefix=f"dbs-bench-{n}-{attempt}"),
             images=images,
             projects=projects(n),
+            settings={"postgres": {"parameters": {"max_connections": str(max_connections(n))}}},
         )
         try:
             timeline = Timeline()

@@ -15,6 +15,9 @@ from settings import PASSWORD_SPECIALS
 if TYPE_CHECKING:
     from components.database_server import PostgresAccess
 
+SERVICE_CONNECTION_LIMIT = 5
+"""Connections a service's login (the pooler's lookup, the exporters' watcher) may hold."""
+
 
 class Login(NamedTuple):
     """A role's password (for its URLs and files) and its verifier (for the server)."""
@@ -69,7 +72,7 @@ def service_login(
     member_of: Sequence[str] = (),
 ) -> ServiceLogin:
     """A login role for a service beside the server (the pooler's lookup, the exporters'
-    watcher): a random alphanumeric password, five connections at most, and CONNECT on the
+    watcher): a random alphanumeric password, SERVICE_CONNECTION_LIMIT connections, CONNECT on the
     admin database ``postgres``, which PUBLIC does not have. ``<name>-password``,
     ``<name>-role`` and ``<name>-connect``."""
     sql = pulumi.ResourceOptions(
@@ -82,7 +85,7 @@ def service_login(
         login=True,
         password=verifier,
         roles=list(member_of) or None,
-        connection_limit=5,
+        connection_limit=SERVICE_CONNECTION_LIMIT,
         opts=sql,
     )
     connect = postgresql.Grant(

@@ -13,15 +13,23 @@ from tests.e2e.harness import E2EStack, ProjectLine, connect, login_refused, red
 pytestmark = pytest.mark.e2e
 
 MANY = tuple(
-    ProjectLine(f"app{i:03}", user=f"app{i:03}_user", redis_db=i if i % 3 == 0 else None)
+    ProjectLine(
+        f"app{i:03}", user=f"app{i:03}_user", redis_db=i if i % 3 == 0 else None, connection_limit=2
+    )
     for i in range(1, 101)
 )
+MAX_CONNECTIONS = 2 * len(MANY) + 3
+"""Room for every project at its limit, and the admin's reserve: the least `up` accepts."""
 
 
 def test_a_hundred_projects_deploy_and_each_reaches_only_its_own(
     make_stack: Callable[..., E2EStack],
 ) -> None:
-    stack = make_stack("many", projects=MANY)
+    stack = make_stack(
+        "many",
+        projects=MANY,
+        settings={"postgres": {"parameters": {"max_connections": str(MAX_CONNECTIONS)}}},
+    )
 
     stack.up()
     outputs = stack.outputs()

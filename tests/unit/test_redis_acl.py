@@ -120,11 +120,17 @@ def test_a_hundred_projects_some_with_redis_deploy_under_mocks(
     run_program: ProgramRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     many = [
-        Project(f"app{i:03}", user=f"app{i:03}_user", redis_db=i if i % 3 == 0 else None)
+        Project(
+            f"app{i:03}",
+            user=f"app{i:03}_user",
+            redis_db=i if i % 3 == 0 else None,
+            connection_limit=1,
+        )
         for i in range(1, 101)
     ]
     monkeypatch.setattr(projects, "PROJECTS", many)
 
+    # 100 projects at 1 connection, the pooler's and exporters' 10: prod's 200 hold them.
     deployment = run_program("prod")
 
     project_users = [
