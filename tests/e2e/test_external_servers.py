@@ -24,6 +24,7 @@ from pulumi import automation as auto
 from redis import Redis
 
 from components.redis_acl import password_hash
+from tests import hostile_tenant
 from tests.conftest import ROOT, docker_cli, free_port
 from tests.e2e.harness import (
     E2EStack,
@@ -474,6 +475,9 @@ def test_moving_postgres_from_the_container_to_an_external_server_keeps_every_ro
         _write_rows(before[f"{project.name}_host_url"], project.name)
     with redis_client(before["moved_shop_host_redis_url"]) as client:
         client.set("cart", "kept")
+    # A hostile project's code, for the copy to run (tests/hostile_tenant.py).
+    hostile = MOVED[0]
+    hostile_tenant.plant(libpq_url(before[f"{hostile.name}_host_url"]), hostile.user)
     env = {
         **os.environ,
         **stack.stack.workspace.env_vars,
@@ -512,6 +516,9 @@ def test_moving_postgres_from_the_container_to_an_external_server_keeps_every_ro
         assert copied.returncode == 0, copied.stderr
         assert _rows(url) == ROWS
         assert url not in copied.stdout + copied.stderr
+        # Read as the project's role, written as the project's role: its code ran as that.
+        fired = hostile_tenant.vectors_run_as(copied.stderr, project.user)
+        assert fired == (hostile_tenant.FIRED_BY_A_RESTORE if project == hostile else set())
     print(f"copied {len(MOVED)} databases in {time.monotonic() - started:.1f} s")
 
     # The old server keeps every row, closed to the projects, until its owner drops it.
@@ -525,6 +532,20 @@ def test_moving_postgres_from_the_container_to_an_external_server_keeps_every_ro
         "SELECT count(*) FROM items",
     )
     assert counted.split() == [str(ROWS)]
+    # The hostile project gained nothing on either server, and wrote no file on either.
+    planted = hostile_tenant.planted_rows(
+        libpq_url(after[f"{hostile.name}_host_url"]), sslrootcert=external.ca_file
+    )
+    assert planted == dict.fromkeys(
+        ("v_check", "v_trigger", "v_default", "v_index", "v_generated"), 3
+    )
+    none = {"rolsuper": False, "rolcreaterole": False, "rolcreatedb": False}
+    with connect(before["admin_host_url"]) as old_admin:
+        assert hostile_tenant.attributes(old_admin, hostile.user) == none
+    with external.superuser() as new_admin:
+        assert hostile_tenant.attributes(new_admin, hostile.user) == none
+    assert hostile_tenant.files_written(stack.names.postgres) == []
+    assert hostile_tenant.files_written(external.postgres) == []
     # Redis stayed in its container, untouched.
     with redis_client(after["moved_shop_host_redis_url"]) as client:
         assert client.get("cart") == b"kept"
