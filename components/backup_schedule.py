@@ -26,11 +26,12 @@ _REDIS_PASSWORD_FILE = "/run/secrets/redis_admin_password"
 _BACKUPS = "/backups"
 _REDIS_DATA = "/redis-data"
 
-# Healthy while the latest backup is verified and younger than two intervals, so `docker ps`
-# shows at a glance when backups have stopped.
+# Healthy while the latest backup holds every database, is verified and younger than two
+# intervals, so `docker ps` shows at a glance when backups have stopped or left a project out.
 _FRESHNESS_CHECK = (
-    f'test -f {_BACKUPS}/latest/VERIFIED && test "$(( $(date +%s) - '
-    f'$(stat -c %Y {_BACKUPS}/latest/VERIFIED) ))" -lt "$(( 2 * BACKUP_INTERVAL_SECONDS ))"'
+    f"test -f {_BACKUPS}/latest/VERIFIED && test ! -e {_BACKUPS}/latest/FAILED && "
+    f'test "$(( $(date +%s) - $(stat -c %Y {_BACKUPS}/latest/VERIFIED) ))" '
+    '-lt "$(( 2 * BACKUP_INTERVAL_SECONDS ))"'
 )
 
 

@@ -10,8 +10,10 @@
 #
 # Usage: scripts/backup-database.sh [database ...]      (default: every project database)
 #
-# Any failing step fails the whole backup with a non-zero exit: the directory keeps its
-# `.partial` suffix, gets no COMPLETE marker and never becomes `latest`. Files are readable by
+# A database that cannot be dumped is listed in FAILED (name and reason) and left out; the
+# others are backed up all the same, and the script exits 3. Any other failing step fails the
+# whole backup with a non-zero exit: the directory keeps its `.partial` suffix, gets no
+# COMPLETE marker and never becomes `latest`. Files are readable by
 # their owner only. Each database is dumped logged in as its owner, the project's own role; the
 # admin only lists the databases and dumps the globals (scripts/lib/common.sh says why).
 set -euo pipefail
@@ -83,9 +85,22 @@ redis_snapshot() {
   fi
 }
 
+# Dumps DATABASE as OWNER into DIR/<database>.sql.gz, with its row counts; fails (without
+# stopping the caller) if the dump fails, runs past its time limit, or comes from a pg_dump that
+# does not fence psql's meta-commands (\restrict, 17.6+: names could carry shell commands).
+#   dump_database DIR DATABASE OWNER
+dump_database() {
+  local dir="$1" database="$2" owner="$3"
+  # As the owner: pg_dump runs nothing of the project's with more rights than the project's.
+  # --clean --if-exists: the dump also restores over an existing database's objects.
+  pg_as "$owner" pg_dump --clean --if-exists --quote-all-identifiers --lock-wait-timeout="${LOCK_TIMEOUT}s" \
+    --dbname="$database" | gzip -c >"$dir/$database.sql.gz" || return 1
+  restricted_dump "$dir/$database.sql.gz" || return 1
+  dump_row_counts "$dir/$database.sql.gz" >"$dir/$database.rows.tsv" || return 1
+}
+
 main() {
   local stamp dir final databases database version owner
-  local -A owners=()
   mkdir -p "$BACKUP_DIR"
   chmod 700 "$BACKUP_DIR"
   stamp="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -103,11 +118,6 @@ main() {
   else
     mapfile -t databases < <(all_databases)
   fi
-  # Every owner is checked before anything is written: one database that cannot be dumped
-  # without a superuser's rights stops the backup at once, naming it.
-  for database in "${databases[@]}"; do
-    owners[$database]="$(owner_of "$database")"
-  done
   log "backing up ${#databases[@]} database(s) and Redis into $final"
 
   printf 'kind\tfile\tbytes\tsha256\tserver_version\towner\n' >"$dir/manifest.tsv"
@@ -116,16 +126,19 @@ main() {
       "$version" "${3:-}" >>"$dir/manifest.tsv"
   }
 
+  # Each database on its own: one that cannot be dumped (its owner holds a lock, refused its
+  # own login, forced row-level security on itself) is listed in FAILED and the others are
+  # backed up all the same.
   for database in "${databases[@]}"; do
-    owner="${owners[$database]}"
-    # As the owner: pg_dump runs nothing of the project's with more rights than the project's.
-    # --clean --if-exists: the dump also restores over an existing database's objects.
-    pg_as "$owner" pg_dump --clean --if-exists --quote-all-identifiers --dbname="$database" |
-      gzip -c >"$dir/$database.sql.gz"
-    dump_row_counts "$dir/$database.sql.gz" >"$dir/$database.rows.tsv"
-    add "database:$database" "$database.sql.gz" "$owner"
-    add "rows:$database" "$database.rows.tsv" "$owner"
-    log "  $database (as $owner): $(stat -c %s "$dir/$database.sql.gz") bytes, $(wc -l <"$dir/$database.rows.tsv") table(s)"
+    if owner="$(owner_of "$database")" && dump_database "$dir" "$database" "$owner"; then
+      add "database:$database" "$database.sql.gz" "$owner"
+      add "rows:$database" "$database.rows.tsv" "$owner"
+      log "  $database (as $owner): $(stat -c %s "$dir/$database.sql.gz") bytes, $(wc -l <"$dir/$database.rows.tsv") table(s)"
+    else
+      rm -f "$dir/$database.sql.gz" "$dir/$database.rows.tsv"
+      printf '%s\t%s\n' "$database" "could not be dumped as its owner; see the log of $stamp" >>"$dir/FAILED"
+      log "  $database: FAILED, not in this backup"
+    fi
   done
 
   # Cluster-wide, read from the catalogs only: the admin's.
@@ -139,8 +152,12 @@ main() {
   # Atomic: a reader sees the old latest or the new one, never none.
   ln -sfn "$stamp" "$BACKUP_DIR/.latest.tmp"
   mv -T "$BACKUP_DIR/.latest.tmp" "$BACKUP_DIR/latest"
-  log "complete: $final"
   printf '%s\n' "$final"
+  if [[ -f "$final/FAILED" ]]; then
+    log "complete without $(wc -l <"$final/FAILED") database(s), listed in $final/FAILED"
+    return 3
+  fi
+  log "complete: $final"
 }
 
 main "$@"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Retention: keep the newest complete backup of each of the last N days and of each of the
-# last M ISO weeks, and always the newest verified backup and `latest`; delete the other
-# complete backups, and partial ones (failed or killed) older than a day.
+# last M ISO weeks, and always the newest verified backup, `latest`, and the newest backup that
+# holds each database (so a project whose dumps started failing keeps its last good one);
+# delete the other complete backups, and partial ones (failed or killed) older than a day.
 #
 # Usage: scripts/prune-backups.sh --daily N --weekly M [--dry-run]
 set -euo pipefail
@@ -11,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 usage() { die "usage: $0 --daily N --weekly M [--dry-run]"; }
 
 main() {
-  local daily="" weekly="" dry_run=0 name day week newest_verified="" latest
+  local daily="" weekly="" dry_run=0 name day week newest_verified="" latest kind
   while (($#)); do
     case "$1" in
       --daily) daily="${2:-}"; shift 2 ;;
@@ -23,7 +24,7 @@ main() {
   [[ "$daily" =~ ^[0-9]+$ && "$weekly" =~ ^[0-9]+$ ]] || usage
   [[ -d "$BACKUP_DIR" ]] || return 0
 
-  local -A keep=() days=() weeks=()
+  local -A keep=() days=() weeks=() databases=()
   local -a complete=()
   # Backup names are UTC timestamps (20261125T054906Z), so names sort by time: newest first.
   while IFS= read -r name; do
@@ -45,6 +46,14 @@ main() {
       newest_verified="$name"
       keep[$name]="${keep[$name]:-newest verified}"
     fi
+    [[ -f "$BACKUP_DIR/$name/manifest.tsv" ]] || continue
+    while IFS=$'\t' read -r kind _; do
+      [[ "$kind" == database:* ]] || continue
+      if [[ -z "${databases[$kind]:-}" ]]; then
+        databases[$kind]=1
+        keep[$name]="${keep[$name]:-newest of ${kind#database:}}"
+      fi
+    done <"$BACKUP_DIR/$name/manifest.tsv"
   done
   latest="$(latest_backup)"
   [[ -n "$latest" ]] && keep[$latest]="${keep[$latest]:-latest}"

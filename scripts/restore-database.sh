@@ -2,7 +2,8 @@
 # Restore one project's database from a backup.
 #
 # Usage: scripts/restore-database.sh <database> [backup] [--into NEW_DATABASE] [--owner ROLE] [--yes]
-#   backup        a name under ./backups or a path; default: the latest complete backup
+#   backup        a name under ./backups or a path; default: the newest complete backup that
+#                 holds the database
 #   --into NAME   restore into a new database NAME instead (it must not exist); it belongs to the
 #                 project's role and is closed to every other role, like the live one
 #   --owner ROLE  the role to restore as and to own the result; default: the role the backup was
@@ -46,9 +47,10 @@ main() {
     esac
   done
   [[ -n "$database" ]] || usage
-  dir="$(resolve_backup "$backup")"
+  dir="$(resolve_backup "$backup" "$database")"
   file="$database.sql.gz"
   check_file "$dir" "$file"
+  restricted_dump "$dir/$file" || die "$dir/$file: restore it by hand after reading it, or from a newer backup"
   if [[ -n "$owner" ]]; then
     owner="$(login_role "$owner" "--owner")"
   else

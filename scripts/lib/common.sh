@@ -28,43 +28,60 @@ BACKUP_DIR="${DB_SERVER_BACKUP_DIR:-./backups}"
 DIRECT="${DB_SERVER_BACKUP_DIRECT:-0}"
 
 # Session settings of every login the scripts make: a role's own defaults (a project's
-# statement_timeout, a read-only default it set on itself) must not break its backup or restore,
-# and names resolve in pg_catalog first.
-SESSION_OPTIONS="-c statement_timeout=0 -c lock_timeout=0 -c idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off -c search_path=pg_catalog"
+# statement_timeout, a read-only default, libraries to preload, an encoding it set on itself)
+# must not break its backup or restore; names resolve in pg_catalog first; a lock a project
+# holds makes a step fail after a minute rather than wait forever; and a session whose client
+# is gone (a step past its time limit) ends within seconds, whatever it was running.
+# Seconds a step waits for a lock a project holds before it fails (pg_dump's tables, a restore).
+LOCK_TIMEOUT="${DB_SERVER_LOCK_TIMEOUT:-60}"
+SESSION_OPTIONS="-c statement_timeout=0 -c lock_timeout=${LOCK_TIMEOUT}s -c idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off -c search_path=pg_catalog -c local_preload_libraries= -c client_encoding=UTF8 -c client_connection_check_interval=10s"
+
+# Wall-clock limit of each step (one database's dump, restore or count), in seconds: a project's
+# code that sleeps or waits holds up the run that long at most, and then fails alone.
+STEP_TIMEOUT="${DB_SERVER_STEP_TIMEOUT:-3600}"
 
 # Scratch databases (verification and restores in progress) are named with this prefix and a
 # random part; project names may not take it (validation.py).
 SCRATCH_PREFIX="db_server_scratch_"
 
-log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }
+# What a project controls can reach these scripts' output (its object names, the notices its
+# code raises during a restore): control characters are dropped, so it can neither rewrite the
+# operator's terminal nor forge a line, and each stream is cut after 64 KiB.
+sanitize() {
+  LC_ALL=C tr -d '\000-\010\013-\037\177' | LC_ALL=C awk -v max="${DB_SERVER_MAX_OUTPUT_BYTES:-65536}" '
+    { n += length($0) + 1 }
+    n <= max { print; next }
+    !cut { print "[... the rest of this output was dropped]"; cut = 1 }'
+}
+
+log() { printf '[%s] %s\n' "${0##*/}" "$*" | sanitize >&2; }
 die() {
   log "ERROR: $*"
   exit 1
 }
 
-# Runs a PostgreSQL client tool (psql, pg_dump, pg_dumpall) logged in as ROLE. The tool reads
-# no stdin, so it can run inside a `while read` loop without eating the loop's input.
-#   pg_as ROLE TOOL ARGS...
+# Runs a PostgreSQL client tool (psql, pg_dump, pg_dumpall) logged in as ROLE, within
+# STEP_TIMEOUT; its stderr is sanitized. Reads no stdin unless --stdin comes first, so it can
+# run inside a `while read` loop without eating the loop's input.
+#   pg_as [--stdin] ROLE TOOL ARGS...
 pg_as() {
-  local role="$1"
-  shift
-  if [[ "$DIRECT" == 1 ]]; then
-    PGHOST=/var/run/postgresql PGUSER="$role" PGOPTIONS="$SESSION_OPTIONS" "$@" </dev/null
-  else
-    docker exec --user postgres --env PGHOST=/var/run/postgresql --env PGUSER="$role" \
-      --env PGOPTIONS="$SESSION_OPTIONS" "$PG_CONTAINER" "$@"
+  local input=/dev/null interactive=()
+  if [[ "$1" == --stdin ]]; then
+    input=/dev/stdin interactive=(-i)
+    shift
   fi
-}
-
-# The same, with stdin passed on (SQL to run, a dump to restore).
-pg_as_stdin() {
   local role="$1"
   shift
+  # The limit runs where the tool runs: a docker exec client that is killed leaves its process
+  # in the container running.
+  local limited=(timeout --kill-after=30 "$STEP_TIMEOUT" "$@")
   if [[ "$DIRECT" == 1 ]]; then
-    PGHOST=/var/run/postgresql PGUSER="$role" PGOPTIONS="$SESSION_OPTIONS" "$@"
+    PGHOST=/var/run/postgresql PGUSER="$role" PGOPTIONS="$SESSION_OPTIONS" PGAPPNAME=db-server-scripts \
+      "${limited[@]}" <"$input" 2> >(sanitize >&2)
   else
-    docker exec -i --user postgres --env PGHOST=/var/run/postgresql --env PGUSER="$role" \
-      --env PGOPTIONS="$SESSION_OPTIONS" "$PG_CONTAINER" "$@"
+    docker exec "${interactive[@]}" --user postgres --env PGHOST=/var/run/postgresql \
+      --env PGUSER="$role" --env PGOPTIONS="$SESSION_OPTIONS" --env PGAPPNAME=db-server-scripts \
+      "$PG_CONTAINER" "${limited[@]}" <"$input" 2> >(sanitize >&2)
   fi
 }
 
@@ -74,7 +91,7 @@ PSQL=(psql -X -v ON_ERROR_STOP=1 --no-align --tuples-only --quiet)
 # SQL as the admin, in the admin database `postgres` only: never inside a project's database,
 # whose owner's settings and objects would apply to the admin's session.
 admin_sql() { pg_as "$ADMIN_ROLE" "${PSQL[@]}" --dbname=postgres --command="$1"; }
-admin_sql_stdin() { pg_as_stdin "$ADMIN_ROLE" "${PSQL[@]}" --dbname=postgres; }
+admin_sql_stdin() { pg_as --stdin "$ADMIN_ROLE" "${PSQL[@]}" --dbname=postgres; }
 
 # A SQL literal / identifier, quoted the way PostgreSQL quotes them.
 sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
@@ -82,10 +99,11 @@ sql_ident() { printf '"%s"' "${1//\"/\"\"}"; }
 
 server_version() { admin_sql 'SHOW server_version'; }
 
-# Databases worth backing up: every one but templates, the admin database `postgres` and
-# scratch databases, including those Pulumi retained after their project left projects.py.
+# Databases worth backing up: every one but PostgreSQL's own (`postgres`, `template0`,
+# `template1`, by name: an owner may mark its database a template) and scratch databases,
+# including those Pulumi retained after their project left projects.py.
 all_databases() {
-  admin_sql "SELECT datname FROM pg_database WHERE NOT datistemplate AND datname <> 'postgres'
+  admin_sql "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres', 'template0', 'template1')
     AND left(datname, ${#SCRATCH_PREFIX}) <> $(sql_literal "$SCRATCH_PREFIX") ORDER BY 1"
 }
 
@@ -151,10 +169,10 @@ drop_database() {
 # A name for a scratch database no one can guess: the prefix, the time and 16 random hex digits.
 scratch_name() { printf '%s%s_%s\n' "$SCRATCH_PREFIX" "$(date -u +%s)" "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"; }
 
-# Drops scratch databases left by runs killed outright (SIGKILL, a lost container) more than
-# DB_SERVER_SCRATCH_MAX_AGE seconds (a day) ago: what a trap could not clean up.
+# Drops scratch databases left by runs killed outright (SIGKILL, a lost container): older than
+# any run's steps can keep one (a restore and a count, each within STEP_TIMEOUT).
 drop_stale_scratch() {
-  local max_age="${DB_SERVER_SCRATCH_MAX_AGE:-86400}" name born
+  local max_age=$((3 * STEP_TIMEOUT)) name born
   while IFS= read -r name; do
     born="${name#"$SCRATCH_PREFIX"}"
     born="${born%%_*}"
@@ -168,30 +186,46 @@ drop_stale_scratch() {
 # Restores a plain-format dump from stdin into DATABASE, as ROLE, in one transaction.
 #   restore_as ROLE DATABASE < dump.sql
 restore_as() {
-  pg_as_stdin "$1" "${PSQL[@]}" --single-transaction --dbname="$2" >/dev/null
+  pg_as --stdin "$1" "${PSQL[@]}" --single-transaction --dbname="$2" >/dev/null
 }
 
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
 # Row counts per table of a plain-format dump (gzip), read from its COPY blocks: one data line
-# per row (COPY escapes newlines inside values), ended by `\.`.
+# per row (COPY escapes newlines inside values), ended by `\.`. The table is the COPY line's
+# quoted name (pg_dump --quote-all-identifiers), spaces and doubled quotes in it included. The
+# text is the project's: what its own names or function bodies make of this hurts only the
+# check of its own database.
 dump_row_counts() {
-  gzip -dc "$1" | awk '
-    /^COPY / { table = $2; rows = 0; copying = 1; next }
+  gzip -dc "$1" | LC_ALL=C awk '
+    !copying && match($0, /^COPY "([^"]|"")*"\."([^"]|"")*" /) {
+      table = substr($0, 6, RLENGTH - 6); rows = 0; copying = 1; next
+    }
     copying && /^\\\.$/ { print table "\t" rows; copying = 0; next }
     copying { rows++ }
   '
 }
 
+# Whether a plain-format dump (gzip) fences psql's meta-commands with \restrict, as pg_dump
+# 17.6+ does: without it, a project's object name could carry a line that psql runs as a command
+# (CVE-2025-8715), on the server's container, where local logins are trusted.
+restricted_dump() {
+  if ! (set +o pipefail; gzip -dc "$1" 2>/dev/null | head -n 40 | grep -q '^\\restrict '); then
+    log "$1 has no \\restrict line (pg_dump older than 17.6): not fed to psql"
+    return 1
+  fi
+}
+
 # Row counts per table of a live database, for the tables a counts file lists, counted by ROLE
-# (the database's owner: a table may be a view by now, or carry row-level security).
+# (the database's owner: a table may be a view by now, or carry row-level security), in one
+# session, so the time limit bounds them all. The names are the quoted identifiers the dump
+# gave (dump_row_counts): a project's name cannot leave its quotes.
 #   database_row_counts ROLE DATABASE COUNTS_FILE
 database_row_counts() {
-  local role="$1" database="$2" counts="$3" table
-  while IFS=$'\t' read -r table _; do
-    printf '%s\t%s\n' "$table" \
-      "$(pg_as "$role" "${PSQL[@]}" --dbname="$database" --command="SELECT pg_catalog.count(*) FROM $table")"
-  done <"$counts"
+  local role="$1" database="$2" counts="$3" counted
+  counted="$(awk -F'\t' '{ print "SELECT pg_catalog.count(*) FROM " $1 ";" }' "$counts" |
+    pg_as --stdin "$role" "${PSQL[@]}" --dbname="$database")" || return 1
+  paste <(cut -f1 "$counts") <(printf '%s\n' "$counted") | sed '/^\t$/d'
 }
 
 # The newest complete backup directory's name, or nothing.
@@ -201,11 +235,30 @@ latest_backup() {
   fi
 }
 
-# Resolves a backup argument (a name under BACKUP_DIR, a path, or empty for latest) to a
-# directory that holds a complete backup; dies otherwise.
+# The newest complete backup that holds DATABASE (a backup may have left it out: FAILED), or
+# nothing.
+newest_backup_of() {
+  local name
+  while IFS= read -r name; do
+    if [[ -f "$BACKUP_DIR/$name/COMPLETE" ]] &&
+      awk -F'\t' -v kind="database:$1" '$1 == kind { found = 1 } END { exit !found }' "$BACKUP_DIR/$name/manifest.tsv"; then
+      printf '%s\n' "$name"
+      return 0
+    fi
+  done < <(find "$BACKUP_DIR" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended \
+    -regex '.*/[0-9]{8}T[0-9]{6}Z' -printf '%f\n' 2>/dev/null | sort -r)
+}
+
+# Resolves a backup argument (a name under BACKUP_DIR, a path, or empty for latest; with a
+# DATABASE, empty is the newest backup that holds it) to a directory that holds a complete
+# backup; dies otherwise.
+#   resolve_backup [BACKUP] [DATABASE]
 resolve_backup() {
-  local wanted="${1:-}" dir
-  if [[ -z "$wanted" ]]; then
+  local wanted="${1:-}" database="${2:-}" dir
+  if [[ -z "$wanted" && -n "$database" ]]; then
+    wanted="$(newest_backup_of "$database")"
+    [[ -n "$wanted" ]] || die "no complete backup of $database in $BACKUP_DIR"
+  elif [[ -z "$wanted" ]]; then
     wanted="$(latest_backup)"
     [[ -n "$wanted" ]] || die "no complete backup in $BACKUP_DIR (no 'latest')"
   fi

@@ -10,8 +10,19 @@ from tests.conftest import ROOT
 PRUNE = ROOT / "scripts" / "prune-backups.sh"
 
 
-def _backup(root: Path, name: str, *, complete: bool = True, verified: bool = False) -> None:
+def _backup(
+    root: Path,
+    name: str,
+    *,
+    complete: bool = True,
+    verified: bool = False,
+    databases: tuple[str, ...] = ("shop", "blog"),
+) -> None:
     (root / name).mkdir(parents=True)
+    manifest = "kind\tfile\tbytes\tsha256\tserver_version\towner\n" + "".join(
+        f"database:{db}\t{db}.sql.gz\t1\tx\t17.6\t{db}_user\n" for db in databases
+    )
+    (root / name / "manifest.tsv").write_text(manifest)
     if complete:
         (root / name / "COMPLETE").write_text("done\n")
     if verified:
@@ -85,3 +96,14 @@ def test_an_incomplete_backup_never_counts_as_the_days_backup(tmp_path: Path) ->
     kept = _prune(tmp_path, daily=1, weekly=0)
 
     assert "20261125T020000Z" in kept
+
+
+def test_the_newest_backup_of_a_database_left_out_since_is_kept(tmp_path: Path) -> None:
+    """A project whose dumps started failing (FAILED) keeps its last good backup."""
+    _backup(tmp_path, "20261101T020000Z", verified=True)  # shop and blog
+    for day in range(20, 26):  # newer, verified, without shop
+        _backup(tmp_path, f"202611{day}T020000Z", verified=True, databases=("blog",))
+
+    kept = _prune(tmp_path, daily=2, weekly=0)
+
+    assert kept == {"20261101T020000Z", "20261125T020000Z", "20261124T020000Z"}
