@@ -91,6 +91,7 @@ main() {
   [[ "$dbname" == "$database" ]] || die "the URL on stdin is for database $dbname, not $database"
   database_exists "$database" || die "no database $database in container $PG_CONTAINER"
   owner="$(owner_of "$database")"
+  pg_dump_fences || die "the old server's pg_dump predates 17.6: its dump is not fenced against psql meta-commands (CVE-2025-8715); update its image first"
   image="$(docker inspect --format '{{.Image}}' "$PG_CONTAINER")"
 
   secrets="$(mktemp -d)"

