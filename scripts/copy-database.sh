@@ -87,7 +87,7 @@ main() {
   local pattern='^postgresql(\+[a-z]+)?://([^:/@]+):([^@]*)@([^:/@]+):([0-9]+)/([^?]+)(\?sslmode=([a-z-]+))?$'
   [[ "$url" =~ $pattern ]] || die "stdin is not a project URL of this stack (<database>_host_url)"
   user="${BASH_REMATCH[2]}" host="${BASH_REMATCH[4]}" port="${BASH_REMATCH[5]}"
-  dbname="${BASH_REMATCH[6]}" sslmode="${BASH_REMATCH[8]:-disable}"
+  dbname="${BASH_REMATCH[6]}" sslmode="${BASH_REMATCH[8]:-disable}" rest="${BASH_REMATCH[3]}"
   [[ "$dbname" == "$database" ]] || die "the URL on stdin is for database $dbname, not $database"
   database_exists "$database" || die "no database $database in container $PG_CONTAINER"
   owner="$(owner_of "$database")"
@@ -98,7 +98,7 @@ main() {
   trap 'put_back; rm -rf "$secrets"' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  rest="$(url_decode "${BASH_REMATCH[3]}")"
+  rest="$(url_decode "$rest")"
   rest="${rest//\\/\\\\}"
   printf '%s:%s:%s:%s:%s\n' "$host" "$port" "$dbname" "$user" "${rest//:/\\:}" >"$secrets/pgpass"
   [[ -z "$ca_file" ]] || cp "$ca_file" "$secrets/ca.pem"
