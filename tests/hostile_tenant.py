@@ -160,6 +160,29 @@ def files_written(container: str) -> list[str]:
     return listed.split()
 
 
+SCRATCH_NAMES = "db\\_server\\_scratch\\_%"
+"""LIKE pattern of the scripts' scratch databases."""
+
+
+def scratch_copies(
+    admin: psycopg.Connection[Any], *, restoring: bool = False
+) -> list[tuple[str, str]]:
+    """``(name, owner)`` of the scratch databases on the server; with ``restoring``, only those
+    with their owner's session in them (a restore under way)."""
+    in_use = (
+        " AND EXISTS (SELECT FROM pg_stat_activity a"
+        " WHERE a.datname = d.datname AND a.usename = pg_get_userbyid(d.datdba))"
+        if restoring
+        else ""
+    )
+    rows = admin.execute(
+        "SELECT d.datname, pg_get_userbyid(d.datdba) FROM pg_database d"
+        f" WHERE d.datname LIKE %s{in_use}",
+        (SCRATCH_NAMES,),
+    ).fetchall()
+    return [(str(name), str(owner)) for name, owner in rows]
+
+
 def runs(text: str) -> list[Run]:
     """Every vector run reported in a script's output."""
     return [

@@ -31,7 +31,6 @@ SLOW = ProjectLine("slow_app", user="slow_app_user", redis_db=None)
 SLOW_ROWS = 12
 """Rows of slow_app's table, each taking 0.5 s to check: a restore held open for 6 s."""
 INTERVAL_S = 15
-SCRATCH = "db\\_server\\_scratch\\_%"
 TABLES = ("v_check", "v_trigger", "v_default", "v_index", "v_generated")
 
 
@@ -170,13 +169,7 @@ def test_while_a_verify_restores_no_other_project_connects_to_its_scratch_copy(
 
     def restoring() -> list[tuple[str, str]]:
         with connect(admin_url) as admin:
-            rows = admin.execute(
-                "SELECT d.datname, pg_get_userbyid(d.datdba) FROM pg_database d"
-                " WHERE d.datname LIKE %s AND EXISTS (SELECT FROM pg_stat_activity a"
-                "   WHERE a.datname = d.datname AND a.usename = pg_get_userbyid(d.datdba))",
-                (SCRATCH,),
-            ).fetchall()
-        return [(str(name), str(owner)) for name, owner in rows]
+            return hostile_tenant.scratch_copies(admin, restoring=True)
 
     verify = subprocess.Popen(
         [str(ROOT / "scripts" / "verify-backup.sh")],
@@ -207,6 +200,4 @@ def test_while_a_verify_restores_no_other_project_connects_to_its_scratch_copy(
     assert all("permission denied for database" in r for r in refused), refused
     assert verify.returncode == 0, stderr
     with connect(admin_url) as admin:
-        assert admin.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (SCRATCH,)
-        ).fetchone() == (0,)
+        assert hostile_tenant.scratch_copies(admin) == []

@@ -30,7 +30,6 @@ SLOW = ("slow_app", "slow_app_user")
 PASSWORD = "project-pw-2"
 SLOW_ROWS = 12
 """Rows of slow_app's table, each taking 0.5 s to check: a restore held open for 6 s."""
-SCRATCH = "db\\_server\\_scratch\\_%"
 
 
 def _url(server: Server, project: tuple[str, str], dbname: str | None = None) -> str:
@@ -135,9 +134,7 @@ def test_backup_verify_and_restores_run_the_tenants_code_as_the_tenant_only(
         for name, owner, acl in copies:
             assert owner == HOSTILE[1], name
             assert not any(entry.startswith("=") for entry in acl.strip("{}").split(",")), acl
-        assert admin.execute(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (SCRATCH,)
-        ).fetchone() == (0,)
+        assert hostile_tenant.scratch_copies(admin) == []
         for name, _, _ in copies:
             admin.execute(f'DROP DATABASE "{name}"')
     # The bystander's data went through the same paths untouched.
@@ -145,36 +142,23 @@ def test_backup_verify_and_restores_run_the_tenants_code_as_the_tenant_only(
         assert conn.execute("SELECT body FROM notes").fetchall() == [("mine",)]
 
 
-def _scratch_databases(server: Server) -> list[tuple[str, str]]:
+def _scratch_databases(server: Server, *, restoring: bool = False) -> list[tuple[str, str]]:
     with admin_connection(server) as admin:
-        rows = admin.execute(
-            "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname LIKE %s",
-            (SCRATCH,),
-        ).fetchall()
-    return [(str(name), str(owner)) for name, owner in rows]
+        return hostile_tenant.scratch_copies(admin, restoring=restoring)
 
 
-def _restoring_into_scratch(server: Server) -> list[tuple[str, str]]:
-    """Scratch databases (name, owner) with the restore's session in them."""
-    with admin_connection(server) as admin:
-        rows = admin.execute(
-            "SELECT d.datname, pg_get_userbyid(d.datdba) FROM pg_database d"
-            " WHERE d.datname LIKE %s AND EXISTS (SELECT FROM pg_stat_activity a"
-            "   WHERE a.datname = d.datname AND a.usename = pg_get_userbyid(d.datdba))",
-            (SCRATCH,),
-        ).fetchall()
-    return [(str(name), str(owner)) for name, owner in rows]
-
-
-def _wait_for_scratch(server: Server, process: subprocess.Popen[str]) -> tuple[str, str]:
-    """The scratch database a running verification restores into, once the restore runs."""
+def _verify_held_open(server: Server, backups: Path) -> tuple[subprocess.Popen[str], str, str]:
+    """A verification of slow_app's backup, once its restore (0.5 s a row) is under way; with
+    the scratch database's name and owner."""
+    assert _script(server, backups, "backup-database.sh", SLOW[0]).returncode == 0
+    process = _start_verify(server, backups)
     deadline = time.monotonic() + 60
-    while not (found := _restoring_into_scratch(server)):
+    while not (found := _scratch_databases(server, restoring=True)):
         assert process.poll() is None, "the verification ended before its restore was seen"
         assert time.monotonic() < deadline, "no restore into a scratch database within 60 s"
         time.sleep(0.05)
-    (scratch,) = found
-    return scratch
+    ((name, owner),) = found
+    return process, name, owner
 
 
 def _start_verify(server: Server, backups: Path) -> subprocess.Popen[str]:
@@ -195,12 +179,8 @@ def _start_verify(server: Server, backups: Path) -> subprocess.Popen[str]:
 def test_while_a_verify_restores_no_other_project_may_connect_to_its_scratch_copy(
     server: Server, tmp_path: Path
 ) -> None:
-    backups = tmp_path / "backups"
-    assert _script(server, backups, "backup-database.sh", SLOW[0]).returncode == 0
-
-    verify = _start_verify(server, backups)
+    verify, name, owner = _verify_held_open(server, tmp_path / "backups")
     try:
-        name, owner = _wait_for_scratch(server, verify)
         assert owner == SLOW[1]
         # Held open in the restore of slow_app (0.5 s a row): every other role is refused.
         for other in (HOSTILE, BYSTANDER):
@@ -218,11 +198,8 @@ def test_a_verify_stopped_during_its_restore_drops_its_scratch_copy(
     server: Server, tmp_path: Path
 ) -> None:
     backups = tmp_path / "backups"
-    assert _script(server, backups, "backup-database.sh", SLOW[0]).returncode == 0
-
-    verify = _start_verify(server, backups)
+    verify, _, _ = _verify_held_open(server, backups)
     try:
-        _wait_for_scratch(server, verify)
         verify.send_signal(signal.SIGTERM)
         _, stderr = verify.communicate(timeout=60)
     finally:
@@ -258,12 +235,8 @@ def test_a_project_cannot_keep_its_scratch_copy_from_being_dropped(
 ) -> None:
     """It owns the scratch copy, so it may mark it a template (which DROP refuses) and hold a
     lock on it from its own database (which DROP ... WITH (FORCE) does not end)."""
-    backups = tmp_path / "backups"
-    assert _script(server, backups, "backup-database.sh", SLOW[0]).returncode == 0
-
-    verify = _start_verify(server, backups)
+    verify, name, _ = _verify_held_open(server, tmp_path / "backups")
     try:
-        name, _ = _wait_for_scratch(server, verify)
         with psycopg.connect(_url(server, SLOW), autocommit=True) as own:
             own.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE true')
         holder = psycopg.connect(_url(server, SLOW))
