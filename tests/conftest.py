@@ -25,7 +25,7 @@ PROGRAM_PATHS = (
     "Pulumi.yaml",
     "__main__.py",
     "projects.py",
-    "settings.py",
+    "settings",
     "validation.py",
     "requirements.txt",
     "components",

@@ -577,7 +577,7 @@ class _FakeConfig:
 
 
 def test_pulumi_yaml_declares_the_same_defaults_as_the_code() -> None:
-    """Pulumi.yaml documents the defaults; settings.py applies them. They must agree."""
+    """Pulumi.yaml documents the defaults; settings/ applies them. They must agree."""
     project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
     declared = {f"db-server:{k}": v["default"] for k, v in project["config"].items()}
 
