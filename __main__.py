@@ -28,6 +28,8 @@ server = DatabaseServer(
         redis=settings.redis,
         backup=settings.backup,
         protection=settings.protection,
+        archive=settings.archive,
+        archive_secrets=settings.archive_secrets,
         admin_password=settings.admin_password,
         redis_admin_password=settings.redis_admin_password,
     ),

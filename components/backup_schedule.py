@@ -19,6 +19,7 @@ _SCRIPT_FILES = (
     "verify-backup.sh",
     "prune-backups.sh",
     "lib/common.sh",
+    "lib/redis.sh",
 )
 _IN_CONTAINER = "/opt/db-server/scripts"
 _POSTGRES_SOCKET_DIR = "/var/run/postgresql"

@@ -10,7 +10,9 @@ import pulumi_docker as docker
 import pulumi_postgresql as postgresql
 import pulumi_random as random
 
+from components.archive_repository import ArchiveRepository, ArchiveRepositoryArgs
 from components.backup_schedule import BackupSchedule, BackupScheduleArgs
+from components.continuous_backup import ContinuousBackup, ContinuousBackupArgs
 from components.healthcheck import shell_healthcheck
 from components.redis_acl import server_acl
 from components.urls import Target, postgres_urls, redis_urls
@@ -24,6 +26,8 @@ from settings import (
     PASSWORD_SPECIALS,
     POSTGRES_PORT,
     REDIS_PORT,
+    ArchiveSecrets,
+    ArchiveSettings,
     BackupSettings,
     Endpoint,
     NetworkSettings,
@@ -148,6 +152,12 @@ class DatabaseServerArgs:
     protection: ProtectionSettings
     """Whether volumes carry ``protect`` and ``retain_on_delete``."""
 
+    archive: ArchiveSettings
+    """Continuous backup with pgBackRest, when enabled."""
+
+    archive_secrets: ArchiveSecrets
+    """Its object store's keys and the repositories' passphrase."""
+
     admin_password: pulumi.Input[str] | None = None
     """The PostgreSQL admin's password; a random one of 40 characters when not given."""
 
@@ -260,6 +270,7 @@ class DatabaseServer(pulumi.ComponentResource):
         super().__init__("db-server:database_server:DatabaseServer", name, None, opts)
         self._name = name
         self._args = args
+        self._archive: ArchiveRepository | None = None
         child = pulumi.ResourceOptions(parent=self)
         pg, rd = args.postgres, args.redis
 
@@ -391,6 +402,23 @@ class DatabaseServer(pulumi.ComponentResource):
                 opts=child,
             )
 
+        if args.protection.protect and postgres_container and not args.archive.s3:
+            # A protected stack holds other teams' data: one disk holding every copy of it is
+            # said in every preview until the archive reaches an object store.
+            pulumi.log.warn(
+                "Every copy of this stack's data is on this host's disk: set "
+                "db-server:archive.s3_endpoint and s3_bucket (README, Backups off the host)."
+            )
+        if self._archive is not None and postgres_container is not None:
+            self._continuous_backup(
+                self._archive,
+                postgres_container,
+                postgres_ready,
+                redis_ready,
+                redis_container,
+                redis_admin_password,
+            )
+
         self.summary = {
             "network": self.network_name,
             "postgres": _service_summary(pg, pg_end),
@@ -462,6 +490,13 @@ class DatabaseServer(pulumi.ComponentResource):
             "redis", self._args.redis, "redisdata", self._redis_container, admin_password
         )
 
+    @functools.cached_property
+    def _redis_volume(self) -> docker.Volume | None:
+        """Redis's data volume, made when first needed (the archive's restore fills it on a new
+        host, before Redis's container); None for an external Redis."""
+        redis = self._args.redis
+        return None if redis.external else self._volume(f"{self._name}-redisdata", redis.volume)
+
     def _service(
         self,
         kind: str,
@@ -474,7 +509,12 @@ class DatabaseServer(pulumi.ComponentResource):
     ) -> tuple[ServerReady, _DataContainer | None]:
         if settings.external:
             return self._ready_external(kind, settings, admin_password), None
-        volume = self._volume(f"{self._name}-{volume_suffix}", settings.volume)
+        volume = (
+            self._redis_volume
+            if isinstance(settings, RedisSettings)
+            else self._volume(f"{self._name}-{volume_suffix}", settings.volume)
+        )
+        assert volume is not None  # a container's
         socket_volume = (
             # No data: Docker may remove it with the container; only its name is guarded.
             self._volume(f"{self._name}-pgsocket", settings.socket_volume, data=False)
@@ -553,12 +593,22 @@ class DatabaseServer(pulumi.ComponentResource):
         admin_password: pulumi.Output[str],
     ) -> docker.Container:
         assert socket_volume is not None  # made for every PostgreSQL container
+        name = f"{self._name}-postgres"
+        image: pulumi.Input[str] = self._pull(name, settings).image_id
+        archiving = self._archiving(image, settings, volume, socket_volume)
         command = ["postgres"]
-        for parameter, value in sorted(settings.parameters.items()):
-            command += ["-c", f"{parameter}={value}"]
+        parameters = [f"{p}={v}" for p, v in sorted(settings.parameters.items())]
+        for parameter in parameters + (archiving.parameters if archiving else []):
+            command += ["-c", parameter]
+        shared = [
+            docker.ContainerVolumeArgs(
+                volume_name=socket_volume.name, container_path=POSTGRES_SOCKET_DIR
+            )
+        ]
         return self._data_container(
-            f"{self._name}-postgres",
+            name,
             settings,
+            archiving.image if archiving else image,
             POSTGRES_PORT,
             volume,
             command=command,
@@ -569,19 +619,88 @@ class DatabaseServer(pulumi.ComponentResource):
                 f"PGDATA={settings.data_path}",
                 # Checksums catch silent disk corruption; initdb only reads this once.
                 "POSTGRES_INITDB_ARGS=--data-checksums",
+                *(archiving.envs if archiving else []),
             ],
             uploads=[
-                docker.ContainerUploadArgs(file=POSTGRES_PASSWORD_FILE, content=admin_password)
+                docker.ContainerUploadArgs(file=POSTGRES_PASSWORD_FILE, content=admin_password),
+                *(archiving.uploads if archiving else []),
             ],
             healthcheck=_POSTGRES_HEALTHCHECK,
             # The official image's stop signal: a fast shutdown that still checkpoints.
             stop_signal="SIGINT",
             shm_size=settings.shm_size_mb,
-            shared=[
-                docker.ContainerVolumeArgs(
-                    volume_name=socket_volume.name, container_path=POSTGRES_SOCKET_DIR
-                )
-            ],
+            shared=shared + (archiving.volumes if archiving else []),
+            depends_on=archiving.postgres_gates if archiving else [],
+        )
+
+    def _archiving(
+        self,
+        base_image: pulumi.Input[str],
+        settings: PostgresSettings,
+        volume: docker.Volume,
+        socket_volume: docker.Volume,
+    ) -> ArchiveRepository | None:
+        """What the server archives its WAL with, when it does (and, on a new host, the
+        restore of its data and Redis's from the archive)."""
+        archive = self._args.archive
+        if not archive.enabled:
+            return None
+        protection = self._args.protection
+        self._archive = ArchiveRepository(
+            f"{self._name}-archive",
+            ArchiveRepositoryArgs(
+                settings=archive,
+                secrets=self._args.archive_secrets,
+                base_image=base_image,
+                base_name=settings.image,
+                server_name=settings.container_name,
+                network=self._network,
+                data_volume=volume,
+                data_path=settings.data_path,
+                socket_volume=socket_volume,
+                redis_volume=self._redis_volume,
+                redis_data_path=self._args.redis.data_path,
+                protect=protection.protect,
+                retain_on_delete=protection.retain_on_delete,
+                adopt_existing_volume=protection.adopt_existing_volumes,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return self._archive
+
+    def _continuous_backup(
+        self,
+        archiving: ArchiveRepository,
+        postgres: _DataContainer,
+        postgres_ready: ServerReady,
+        redis_ready: ServerReady,
+        redis: _DataContainer | None,
+        redis_admin_password: pulumi.Output[str],
+    ) -> None:
+        """The pgBackRest container, once the server takes logins (its archive checked first)."""
+        pg = self._args.postgres
+        ContinuousBackup(
+            f"{self._name}-pgbackrest",
+            ContinuousBackupArgs(
+                settings=self._args.archive,
+                config=archiving.config,
+                image=postgres.container.image,
+                server_container_id=pulumi.Output.all(
+                    postgres_ready.ready_host, postgres.container.id
+                ).apply(lambda ready: str(ready[1])),
+                server_container_name=pg.container_name,
+                data_volume=postgres.volume.name,
+                data_path=pg.data_path,
+                socket_volume=_once_ready(postgres_ready, pg.socket_volume),
+                repository_volume=archiving.repository.name if archiving.repository else None,
+                network_name=self._network,
+                redis_host=redis_ready.ready_container_name,
+                redis_volume=redis.volume.name if redis else None,
+                redis_admin_password=redis_admin_password,
+                metrics_volume=None,
+                adopt_existing_volume=self._args.protection.adopt_existing_volumes,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _redis_container(
@@ -604,9 +723,11 @@ class DatabaseServer(pulumi.ComponentResource):
             f"maxmemory {settings.maxmemory}\n"
             f"maxmemory-policy {settings.maxmemory_policy}\n"
         )
+        name = f"{self._name}-redis"
         return self._data_container(
-            f"{self._name}-redis",
+            name,
             settings,
+            self._pull(name, settings).image_id,
             REDIS_PORT,
             volume,
             command=["sh", "-c", _REDIS_START, "redis-start", settings.data_path],
@@ -622,12 +743,26 @@ class DatabaseServer(pulumi.ComponentResource):
             healthcheck=_REDIS_HEALTHCHECK,
             stop_signal="SIGTERM",
             shm_size=None,
+            # On a new host, its snapshot restored from the archive first.
+            depends_on=self._archive.redis_gates if self._archive else [],
+        )
+
+    def _pull(
+        self, resource_name: str, settings: PostgresSettings | RedisSettings
+    ) -> docker.RemoteImage:
+        """The server's image, pulled (kept when the stack lets it go)."""
+        return docker.RemoteImage(
+            f"{resource_name}-image",
+            name=settings.image,
+            keep_locally=True,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _data_container(
         self,
         resource_name: str,
         settings: PostgresSettings | RedisSettings,
+        image: pulumi.Input[str],
         port: int,
         volume: docker.Volume,
         *,
@@ -638,19 +773,14 @@ class DatabaseServer(pulumi.ComponentResource):
         stop_signal: str,
         shm_size: int | None,
         shared: list[docker.ContainerVolumeArgs] | None = None,
+        depends_on: list[pulumi.Resource] | None = None,
     ) -> docker.Container:
         """A container that holds data: loopback port, network, volume, safe lifecycle;
         ``shared`` are volumes it shares with the containers beside it."""
-        image = docker.RemoteImage(
-            f"{resource_name}-image",
-            name=settings.image,
-            keep_locally=True,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
         return docker.Container(
             resource_name,
             name=settings.container_name,
-            image=image.image_id,
+            image=image,
             command=command,
             envs=envs,
             uploads=uploads,
@@ -697,5 +827,6 @@ class DatabaseServer(pulumi.ComponentResource):
                 parent=self,
                 delete_before_replace=True,
                 additional_secret_outputs=["uploads"],
+                depends_on=depends_on,
             ),
         )

@@ -31,6 +31,7 @@ PROGRAM_PATHS = (
     "components",
     "providers",
     "scripts",
+    "images",
 )
 """What a user's checkout holds that `pulumi up` reads, the scripts its containers run included."""
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the local stand-ins for the images the stack and its monitoring run (no registry here):
 # the official postgres:17 and redis:8, edoburu/pgbouncer, the postgres and redis exporters, and
-# prom/prometheus (whose promtool checks the alert rules). .ci/images/README.md says which is which.
+# prom/prometheus (whose promtool checks the alert rules), and an S3-compatible object store for the
+# continuous backup's tests. .ci/images/README.md says which is which.
 #
 # Usage: eval "$(bash .ci/lib/images.sh)"   (after .ci/lib/docker-engine.sh)
 #
@@ -190,6 +191,7 @@ main() {
   build_image postgres-exporter 0.17
   build_image redis-exporter 1
   build_image prometheus 2
+  build_image s3 5
   log "images ready in $SECONDS s"
 }
 

@@ -50,8 +50,8 @@ def test_prod_backs_up_every_day_into_a_protected_volume(run_program: ProgramRun
     assert socket.inputs["name"] == "db_server_pgsocket"
     assert not socket.protect  # no data in it
     assert backup.inputs["networksAdvanced"][0]["name"] == "nginx-network"
-    # It uses the server's own image, so pg_dump matches the server's major version.
-    assert backup.inputs["image"] == "sha256:db-server-postgres-image"
+    # It uses the server's own image (prod's: with pgBackRest), so pg_dump matches the server.
+    assert backup.inputs["image"] == deployment.named("db-server-postgres").inputs["image"]
 
 
 def test_dev_has_no_scheduled_backups(run_program: ProgramRunner) -> None:

@@ -101,28 +101,29 @@ def test_reserved_connections_shrink_what_the_projects_may_take(
     assert "leaves 77 for the logins' connection_limit, which add up to 80" in error.problems[0]
 
 
+KNOWN = (
+    "(known: admin_password, archive, archive_passphrase, backup, metrics, network, pooler, "
+    "postgres, protection, redis, redis_admin_password, s3_access_key_id, s3_secret_access_key)"
+)
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         (
             "db-server:backups",
             {"enabled": True},
-            "db-server:backups: unknown setting (known: admin_password, backup, metrics, "
-            "network, pooler, postgres, protection, redis, redis_admin_password); "
-            "did you mean db-server:backup?",
+            f"db-server:backups: unknown setting {KNOWN}; did you mean db-server:backup?",
         ),
         (
             "db-server:protections",
             {"protect": True},
-            "db-server:protections: unknown setting (known: admin_password, backup, metrics, "
-            "network, pooler, postgres, protection, redis, redis_admin_password); "
-            "did you mean db-server:protection?",
+            f"db-server:protections: unknown setting {KNOWN}; did you mean db-server:protection?",
         ),
         (
             "db-server:grafana",
             {"enabled": True},
-            "db-server:grafana: unknown setting (known: admin_password, backup, metrics, "
-            "network, pooler, postgres, protection, redis, redis_admin_password)",
+            f"db-server:grafana: unknown setting {KNOWN}",
         ),
     ],
 )

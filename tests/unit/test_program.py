@@ -219,6 +219,8 @@ def test_volumes_hold_the_data_at_the_images_data_paths(run_program: ProgramRunn
         "db_server_pgsocket",
         "db_server_redisdata",
         "db_server_backups",
+        "db_server_pgbackrest",
+        "db_server_pgbackrest_drill",
     }
     mounts = {
         c.inputs["name"]: [(v["volumeName"], v["containerPath"]) for v in c.inputs["volumes"]]
@@ -229,6 +231,8 @@ def test_volumes_hold_the_data_at_the_images_data_paths(run_program: ProgramRunn
             ("db_server_pgdata", "/var/lib/postgresql/data"),
             # The socket directory, shared with the backup container (no data in it).
             ("db_server_pgsocket", "/var/run/postgresql"),
+            # pgBackRest's local repository, where archive_command pushes the WAL.
+            ("db_server_pgbackrest", "/var/lib/pgbackrest"),
         ],
         "db-server-redis": [("db_server_redisdata", "/data")],
     }
@@ -432,16 +436,18 @@ def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: Prog
 
     # The pooler's lookup role and the exporters' role hold nothing: they are not guarded.
     project_roles = [r for r in deployment.of_type(ROLE) if PROJECT in r.parent]
-    # The socket directory's volume holds no data either.
-    data_volumes = [v for v in deployment.of_type(VOLUME) if v.name != "db-server-pgsocket"]
+    # The socket directory's volume and the restore drills' scratch hold no data either.
+    scratch = {"db-server-pgsocket", "db-server-pgbackrest-drill"}
+    data_volumes = [v for v in deployment.of_type(VOLUME) if v.name not in scratch]
     guarded = (
         data_volumes
         + deployment.of_type("docker:index/network:Network")
         + deployment.of_type(DATABASE)
         + project_roles
     )
-    # Three volumes (PostgreSQL's, Redis's, the backups'), the shared network, and per project.
-    assert len(guarded) == 3 + 1 + 2 * len(projects.PROJECTS)
+    # Four volumes (PostgreSQL's, Redis's, the backups', pgBackRest's repository), the shared
+    # network, and per project.
+    assert len(guarded) == 4 + 1 + 2 * len(projects.PROJECTS)
     for resource in guarded:
         assert resource.protect, resource.name
         assert resource.retain_on_delete, resource.name
