@@ -4,7 +4,7 @@ VENV := venv
 PYTHON := $(VENV)/bin/python
 PULUMI := pulumi --stack $(STACK)
 
-.PHONY: install test unit lint bench bench-load preview up repair destroy retire forget-container outputs
+.PHONY: install test unit lint bench bench-load preview up repair destroy retire forget-container outputs pitr pitr-switch pitr-project rebuild
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -70,3 +70,22 @@ outputs:
 	  url=$$(pulumi stack output --stack $(STACK) --show-secrets "$(PROJECT)_$$suffix" 2>/dev/null) \
 	    && printf '%s_%s = %s\n' "$(PROJECT)" "$$suffix" "$$url"; \
 	done; true
+
+## Point-in-time recovery into a new volume, checked on a scratch server; YES=1 switches to it:
+## make pitr STACK=prod TARGET='2026-12-01 15:04:05+00' [YES=1]   (or TARGET=latest, name:POINT)
+pitr:
+	@[ -n "$(TARGET)" ] || { echo "pitr: TARGET='YYYY-MM-DD HH:MM:SS+00' (or latest, name:POINT)" >&2; exit 2; }
+	scripts/pitr.sh "$(STACK)" "$(TARGET)" $(if $(YES),--yes)
+
+## The stack's PostgreSQL onto a volume make pitr recovered: make pitr-switch STACK=prod VOLUME=...
+pitr-switch:
+	scripts/pitr.sh "$(STACK)" --switch "$(VOLUME)"
+
+## One project's database back to a point in time, the others untouched:
+## make pitr-project STACK=prod PROJECT=shop TARGET='2026-12-01 15:04:05+00'
+pitr-project:
+	scripts/pitr.sh "$(STACK)" "$(TARGET)" --project "$(PROJECT)"
+
+## A lost host: the servers made again from the archive in object storage: make rebuild STACK=prod [YES=1]
+rebuild: install
+	scripts/rebuild-host.sh "$(STACK)" $(if $(YES),--yes)

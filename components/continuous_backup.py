@@ -180,9 +180,9 @@ class ContinuousBackup(pulumi.ComponentResource):
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],
             healthcheck=shell_healthcheck(
                 f"bash {_IN_CONTAINER}/archive-health.sh",
-                interval_s=60,
-                timeout_s=30,
-                retries=3,
+                interval_s=30,
+                timeout_s=25,
+                retries=2,
                 # The first backup and check run at once; a full backup of a large cluster
                 # takes its time.
                 start_period_s=3 * check_interval + 600,

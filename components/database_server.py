@@ -424,6 +424,19 @@ class DatabaseServer(pulumi.ComponentResource):
             "postgres": _service_summary(pg, pg_end),
             "redis": _service_summary(rd, rd_end),
         }
+        if self._archive is not None:
+            # What `make pitr` and the runbooks find the stack's pieces by.
+            archive = args.archive
+            self.summary["archive"] = {
+                "container": archive.container_name,
+                "data_volume": pg.volume,
+                "data_path": pg.data_path,
+                "repository_volume": archive.volume if archive.local else None,
+                "object_store": f"s3://{archive.s3_bucket}{archive.s3_path}"
+                if archive.s3
+                else None,
+                "backup_volume": args.backup.volume if args.backup.enabled else None,
+            }
         self.register_outputs(
             {
                 "network_name": self.network_name,

@@ -81,6 +81,9 @@ def render_config(
         ("spool-path", "/tmp/pgbackrest-spool"),
         ("archive-async", "y"),
         ("archive-push-queue-max", f"{settings.queue_max_mb}MiB"),
+        # How long archive_command waits for a segment to reach the repositories: a dead one
+        # shows in pg_stat_archiver after this, and PostgreSQL tries again.
+        ("archive-timeout", 30),
         ("compress-type", "lz4"),
         ("start-fast", "y"),
         ("process-max", 2),

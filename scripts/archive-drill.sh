@@ -28,7 +28,7 @@ port=5433
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 drill_sql() { # ROLE DATABASE SQL
   as_postgres timeout 60 psql -X -v ON_ERROR_STOP=1 --no-align --tuples-only --quiet \
-    -h "$socket" -p "$port" -U "$1" -d "$2" -c "$3"
+    --field-separator='|' -h "$socket" -p "$port" -U "$1" -d "$2" -c "$3" </dev/null
 }
 
 cleanup() {
@@ -62,9 +62,9 @@ main() {
   done
   recovered="$(sed -n 's/.*last completed transaction was at log time \(.*\)$/\1/p' "$server_log" | tail -n 1)"
 
-  databases="$(drill_sql "$ADMIN_ROLE" postgres "SELECT datname || '|' || pg_get_userbyid(datdba) || '|' ||
-      (SELECT rolcanlogin FROM pg_roles WHERE oid = datdba)
-    FROM pg_database WHERE datname NOT IN ('template0', 'template1') ORDER BY 1")"
+  databases="$(drill_sql "$ADMIN_ROLE" postgres "SELECT d.datname, r.rolname, r.rolcanlogin
+    FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba
+    WHERE d.datname NOT IN ('template0', 'template1') ORDER BY 1")"
   while IFS='|' read -r database owner can_login; do
     [[ -n "$database" ]] || continue
     if [[ "$can_login" != t ]]; then

@@ -14,9 +14,10 @@ source "$here/lib/common.sh"
 # shellcheck source=scripts/lib/archive.sh
 source "$here/lib/archive.sh"
 
-# The first line of a repository's status message: what a wrong passphrase leaves after it
-# is undecryptable bytes.
-status_message() { jq -r '.[0].repo[0].status.message // "no status"' | head -n 1 | cut -c1-300; }
+# A repository's status message, on one line, 2000 characters at most.
+status_message() {
+  jq -r '.[0].repo[0].status.message // "no status"' | tr '\n' ' ' | cut -c1-2000
+}
 
 main() {
   local cluster="" repo info code system message
@@ -25,7 +26,7 @@ main() {
       sed -n 's/^Database system identifier:[[:space:]]*//p')"
   fi
   for repo in $ARCHIVE_REPOS; do
-    info="$(pgbr --io-timeout=20 info --output=json --repo="$repo")" ||
+    info="$(archive_info "$repo" --io-timeout=20)" ||
       die "repo$repo: unable to connect or read: see the lines above"
     code="$(jq -r '.[0].repo[0].status.code' <<<"$info")"
     message="$(status_message <<<"$info")"

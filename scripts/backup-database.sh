@@ -8,7 +8,8 @@
 #                            role each database was dumped as (its owner, who restores it)
 #   COMPLETE                 written last; only then does the backup become `latest`
 #
-# Usage: scripts/backup-database.sh [database ...]      (default: every project database)
+# Usage: scripts/backup-database.sh [--postgres-only] [database ...]
+#   (default: every project database, and Redis; --postgres-only leaves Redis out)
 #
 # A database that cannot be dumped is listed in FAILED (name and reason) and left out; the
 # others are backed up all the same, and the script exits 3. Any other failing step fails the
@@ -47,6 +48,11 @@ main() {
   [[ ! -e "$dir" && ! -e "$final" ]] || die "$final already exists"
   mkdir -m 700 "$dir"
 
+  local redis=1
+  if [[ "${1:-}" == --postgres-only ]]; then
+    redis=0
+    shift
+  fi
   version="$(server_version)"
   if (($# > 0)); then
     databases=("$@")
@@ -56,7 +62,7 @@ main() {
   else
     mapfile -t databases < <(all_databases)
   fi
-  log "backing up ${#databases[@]} database(s) and Redis into $final"
+  log "backing up ${#databases[@]} database(s)$( ((redis)) && echo " and Redis") into $final"
 
   printf 'kind\tfile\tbytes\tsha256\tserver_version\towner\n' >"$dir/manifest.tsv"
   add() { # kind file [owner]
@@ -82,8 +88,10 @@ main() {
   # Cluster-wide, read from the catalogs only: the admin's.
   pg_as "$ADMIN_ROLE" pg_dumpall --globals-only | gzip -c >"$dir/globals.sql.gz"
   add globals globals.sql.gz
-  redis_snapshot "$dir/redis.rdb.gz"
-  add redis redis.rdb.gz
+  if ((redis)); then
+    redis_snapshot "$dir/redis.rdb.gz"
+    add redis redis.rdb.gz
+  fi
 
   date -u +%Y-%m-%dT%H:%M:%SZ >"$dir/COMPLETE"
   mv "$dir" "$final"

@@ -32,6 +32,7 @@ PROGRAM_PATHS = (
     "providers",
     "scripts",
     "images",
+    "Makefile",
 )
 """What a user's checkout holds that `pulumi up` reads, the scripts its containers run included."""
 
@@ -68,7 +69,7 @@ def copy_project(dest: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy(source, dest / name)
+            shutil.copy2(source, dest / name)  # its time too: make sees the venv as made
     for stack_file in ROOT.glob("Pulumi.*.yaml"):
         shutil.copy(stack_file, dest / stack_file.name)
     (dest / "venv").symlink_to(sys.prefix)
@@ -150,6 +151,12 @@ def postgres_exporter_image(docker: None) -> str:
 def redis_exporter_image(docker: None) -> str:
     """The stand-in for oliver006/redis_exporter (DB_SERVER_TEST_REDIS_EXPORTER_IMAGE)."""
     return _image("DB_SERVER_TEST_REDIS_EXPORTER_IMAGE")
+
+
+@pytest.fixture(scope="session")
+def s3_image(docker: None) -> str:
+    """The S3-compatible object store of the tests (DB_SERVER_TEST_S3_IMAGE)."""
+    return _image("DB_SERVER_TEST_S3_IMAGE")
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,14 @@ pgbr() {
 # lost host leaves), else the local one.
 restore_repo() { printf '%s\n' "${ARCHIVE_OFFSITE_REPO:-${ARCHIVE_REPOS%% *}}"; }
 
-# pgbackrest info as JSON, for one repository.
-archive_info() { pgbr info --output=json --repo="$1"; }
+# pgbackrest info as JSON, for one repository, printable ASCII only: a repository's status
+# message can carry the raw bytes of a file that does not decrypt, which no JSON reader takes.
+#   archive_info REPO [OPTION...]
+archive_info() {
+  local repo="$1"
+  shift
+  pgbr "$@" info --output=json --repo="$repo" | LC_ALL=C tr -cd '\40-\176'
+}
 
 # Seconds since the epoch of the newest backup's end in REPO, of TYPE (full, or any), or 0.
 #   newest_backup REPO [full]

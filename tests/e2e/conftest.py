@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -66,15 +67,18 @@ def make_stack(
         stack_name: str,
         projects: tuple[ProjectLine, ...] = PROJECTS,
         settings: dict[str, dict[str, object]] | None = None,
+        names: Names | None = None,
+        **options: Any,
     ) -> E2EStack:
         stack = E2EStack(
             tmp_path_factory.mktemp(f"e2e-{stack_name}"),
             real_plugins,
             stack_name=stack_name,
-            names=Names(),
+            names=names or Names(),
             images=(postgres_image, redis_image),
             projects=projects,
             settings=settings,
+            **options,
         )
         made.append(stack)
         return stack

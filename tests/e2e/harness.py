@@ -10,6 +10,7 @@ servers, and ``cleanup`` leaves nothing with its prefix behind.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -127,7 +128,11 @@ class E2EStack:
         images: tuple[str, str],
         projects: Sequence[ProjectLine],
         settings: dict[str, dict[str, Any]] | None = None,
+        backend_url: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``backend_url`` puts the state elsewhere than a ``file://`` folder of the stack's own
+        (an ``s3://`` bucket); ``env`` adds to the CLI's environment (the object store's keys)."""
         self.names = names
         self.workdir = copy_project(root / "project")
         self.state_dir = root / "state"
@@ -162,10 +167,11 @@ class E2EStack:
             work_dir=str(self.workdir),
             opts=auto.LocalWorkspaceOptions(
                 env_vars={
-                    "PULUMI_BACKEND_URL": f"file://{self.state_dir}",
+                    "PULUMI_BACKEND_URL": backend_url or f"file://{self.state_dir}",
                     "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
                     "PULUMI_SKIP_UPDATE_CHECK": "true",
                     "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+                    **(env or {}),
                 },
                 pulumi_command=auto.PulumiCommand(root=str(Path(pulumi_cli).parent.parent)),
             ),
@@ -195,6 +201,15 @@ class E2EStack:
         }
         existing["config"] = secrets | {f"db-server:{k}": v for k, v in self.config.items()}
         path.write_text(yaml.safe_dump(existing, sort_keys=True))
+
+    def reload_config(self) -> None:
+        """Takes back what a command changed in ``Pulumi.<stack>.yaml`` itself (make pitr's
+        switch), so the next change keeps it."""
+        path = self.workdir / f"Pulumi.{self.stack_name}.yaml"
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        for key, value in config.items():
+            if key.startswith("db-server:") and isinstance(value, dict) and "secure" not in value:
+                self.config[key.removeprefix("db-server:")] = value
 
     def set(self, section: str, **values: Any) -> None:
         """Changes settings of one section, as a user edits the stack file."""
@@ -236,6 +251,19 @@ class E2EStack:
         """A plain CLI command on this stack, e.g. a documented `pulumi state` step."""
         result = self.stack._run_pulumi_cmd_sync([*args, "--stack", self.stack_name])
         return result.stdout
+
+    def make(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        """A Makefile verb in the stack's copy of the project, as its user runs it."""
+        return subprocess.run(
+            ["make", "--no-print-directory", "-f", str(self.workdir / "Makefile"), *args],
+            cwd=self.workdir,
+            env={**os.environ, **self.stack.workspace.env_vars},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
 
     def outputs(self) -> dict[str, Any]:
         """The stack outputs, secrets revealed (`pulumi stack output --show-secrets`)."""

@@ -423,6 +423,15 @@ def test_summary_names_projects_indexes_and_containers(run_program: ProgramRunne
         "network": "nginx-network",
         "postgres": {"mode": "container", "container": "db-server-postgres", "host_port": 5432},
         "redis": {"mode": "container", "container": "db-server-redis", "host_port": 6379},
+        # Where `make pitr` and the runbooks find the archive's pieces.
+        "archive": {
+            "container": "db-server-pgbackrest",
+            "data_volume": "db_server_pgdata",
+            "data_path": "/var/lib/postgresql/data",
+            "repository_volume": "db_server_pgbackrest",
+            "object_store": None,
+            "backup_volume": "db_server_backups",
+        },
         "projects": {
             "crypto_ai_agent": {"database": "crypto_ai_agent", "user": "crypto", "redis_db": 3},
             "project2_db": {"database": "project2_db", "user": "project2_user", "redis_db": 1},
