@@ -32,6 +32,7 @@ server = DatabaseServer(
         archive_secrets=settings.archive_secrets,
         admin_password=settings.admin_password,
         redis_admin_password=settings.redis_admin_password,
+        metrics_volume=settings.metrics.textfile_volume,
     ),
 )
 

@@ -26,6 +26,7 @@ _POSTGRES_SOCKET_DIR = "/var/run/postgresql"
 _REDIS_PASSWORD_FILE = "/run/secrets/redis_admin_password"
 _BACKUPS = "/backups"
 _REDIS_DATA = "/redis-data"
+_METRICS = "/var/lib/db-server-metrics"
 
 # Healthy while the latest backup holds every database, is verified and younger than two
 # intervals, so `docker ps` shows at a glance when backups have stopped or left a project out.
@@ -63,6 +64,10 @@ class BackupScheduleArgs:
 
     redis_admin_password: pulumi.Input[str]
     """The Redis admin's password (secret): BGSAVE is an admin's command."""
+
+    metrics_volume: pulumi.Input[str] | None
+    """Where node_exporter's textfile collector reads ``db_server_backup.prom``; None: the
+    metrics are not written."""
 
     protect: bool
     """The backup volume carries ``protect``."""
@@ -134,6 +139,7 @@ class BackupSchedule(pulumi.ComponentResource):
                 f"BACKUP_INTERVAL_SECONDS={settings.interval_seconds}",
                 f"BACKUP_KEEP_DAILY={settings.keep_daily}",
                 f"BACKUP_KEEP_WEEKLY={settings.keep_weekly}",
+                f"DB_SERVER_METRICS_DIR={_METRICS}",
             ],
             uploads=[*scripts, *secrets],
             volumes=[
@@ -143,6 +149,15 @@ class BackupSchedule(pulumi.ComponentResource):
                 ),
                 docker.ContainerVolumeArgs(
                     volume_name=args.redis_volume, container_path=_REDIS_DATA, read_only=True
+                ),
+                *(
+                    [
+                        docker.ContainerVolumeArgs(
+                            volume_name=args.metrics_volume, container_path=_METRICS
+                        )
+                    ]
+                    if args.metrics_volume is not None
+                    else []
                 ),
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name)],

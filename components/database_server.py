@@ -164,6 +164,10 @@ class DatabaseServerArgs:
     redis_admin_password: pulumi.Input[str] | None = None
     """The Redis admin's password; a random one of 48 characters when not given."""
 
+    metrics_volume: str | None = None
+    """The volume the backup and pgBackRest containers write their metrics into, for
+    node_exporter's textfile collector; made when either runs. None: no metrics files."""
+
 
 @dataclass
 class PostgresAccess:
@@ -271,6 +275,7 @@ class DatabaseServer(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._archive: ArchiveRepository | None = None
+        self._metrics: docker.Volume | None = None
         child = pulumi.ResourceOptions(parent=self)
         pg, rd = args.postgres, args.redis
 
@@ -395,6 +400,7 @@ class DatabaseServer(pulumi.ComponentResource):
                     redis_host=redis_ready.ready_container_name,
                     redis_volume=redis_container.volume.name,
                     redis_admin_password=redis_admin_password,
+                    metrics_volume=self._metrics_volume(),
                     protect=args.protection.protect,
                     retain_on_delete=args.protection.retain_on_delete,
                     adopt_existing_volume=args.protection.adopt_existing_volumes,
@@ -681,6 +687,24 @@ class DatabaseServer(pulumi.ComponentResource):
         )
         return self._archive
 
+    def _metrics_volume(self) -> pulumi.Output[str] | None:
+        """The metrics files' volume, made once for the containers that write there. Nothing in
+        it outlives the next write: no protection, and a new host starts with an empty one."""
+        name = self._args.metrics_volume
+        if name is None:
+            return None
+        if self._metrics is None:
+            adopt = self._args.protection.adopt_existing_volumes
+            self._metrics = docker.Volume(
+                f"{self._name}-metrics-volume",
+                name=name,
+                # Another stack's volume of that name would mix its metrics with this one's.
+                opts=pulumi.ResourceOptions(
+                    parent=self, hooks=volume_guard(f"{self._name}-metrics", adopt)
+                ),
+            )
+        return self._metrics.name
+
     def _continuous_backup(
         self,
         archiving: ArchiveRepository,
@@ -710,7 +734,7 @@ class DatabaseServer(pulumi.ComponentResource):
                 redis_host=redis_ready.ready_container_name,
                 redis_volume=redis.volume.name if redis else None,
                 redis_admin_password=redis_admin_password,
-                metrics_volume=None,
+                metrics_volume=self._metrics_volume(),
                 adopt_existing_volume=self._args.protection.adopt_existing_volumes,
             ),
             opts=pulumi.ResourceOptions(parent=self),

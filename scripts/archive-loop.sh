@@ -84,8 +84,9 @@ metrics() {
     echo "# TYPE db_server_archive_last_backup_timestamp_seconds gauge"
     echo "# TYPE db_server_archive_last_backup_size_bytes gauge"
     for repo in $ARCHIVE_REPOS; do
+      # A repository without a backup shows as one made at 0, so ArchiveBackupStale fires.
       archive_info "$repo" 2>/dev/null | jq -r --arg repo "$repo" '
-        (.[0].backup // []) | last // empty |
+        ((.[0].backup // []) | last // {type: "none", timestamp: {stop: 0}}) |
         "db_server_archive_last_backup_timestamp_seconds{repo=\"\($repo)\",type=\"\(.type)\"} \(.timestamp.stop)",
         "db_server_archive_last_backup_size_bytes{repo=\"\($repo)\"} \(.info.repository.delta // 0)"' || true
     done

@@ -164,6 +164,11 @@ def load_settings(config: pulumi.Config) -> Settings:
         container_name=backup.container_name
         or sibling_name(postgres.container_name, "-postgres", "-backup"),
     )
+    metrics = replace(
+        metrics,
+        textfile_volume=metrics.textfile_volume
+        or sibling_name(postgres.volume, "_pgdata", "_metrics"),
+    )
     pooler = replace(
         pooler,
         container_name=pooler.container_name

@@ -86,6 +86,12 @@ class MetricsSettings:
     redis_exporter_port: int = 9121
     """redis_exporter's port, published on 127.0.0.1."""
 
+    textfile_volume: str | None = None
+    """Named volume the backup and pgBackRest containers write their metrics into
+    (``db_server_backup.prom``, ``db_server_archive.prom``), for node_exporter's textfile
+    collector. Made whenever either container runs. By default named after PostgreSQL's
+    volume, ``_pgdata`` becoming ``_metrics``."""
+
 
 @dataclass(frozen=True)
 class ProtectionSettings:
@@ -120,6 +126,13 @@ def check_extras(
         problems.append(
             f"{PROJECT_NAME}:metrics.enabled: the exporters run beside servers in mode "
             f"{CONTAINER} only; an external server has its provider's metrics"
+        )
+    volume = metrics.textfile_volume
+    if not DOCKER_NAME.fullmatch(volume or ""):
+        problems.append(f"{PROJECT_NAME}:metrics.textfile_volume: not a Docker name: {volume!r}")
+    elif volume in (postgres.volume, redis.volume):
+        problems.append(
+            f"{PROJECT_NAME}:metrics.textfile_volume: {volume!r} is already the database server's"
         )
     if not DOCKER_NAME.fullmatch(pooler.container_name or ""):
         problems.append(

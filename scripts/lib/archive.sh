@@ -8,7 +8,6 @@
 
 ARCHIVE_REPOS="${ARCHIVE_REPOS:-1}"
 ARCHIVE_OFFSITE_REPO="${ARCHIVE_OFFSITE_REPO:-}"
-METRICS_DIR="${DB_SERVER_METRICS_DIR:-/var/lib/db-server-metrics}"
 DRILL_ROOT="${DB_SERVER_DRILL_ROOT:-/var/lib/db-server-drill}"
 
 # pgbackrest ARGS..., as postgres, within the step limit; its output is sanitized.
@@ -40,14 +39,6 @@ newest_backup() {
   local repo="$1" type="${2:-}" filter='.'
   [[ -n "$type" ]] && filter='map(select(.type == "full"))'
   archive_info "$repo" | jq -r "[.[0].backup // [] | $filter | .[].timestamp.stop] | max // 0"
-}
-
-# A metrics file for node_exporter's textfile collector, written whole, then renamed.
-#   write_metrics NAME < lines
-write_metrics() {
-  [[ -d "$METRICS_DIR" ]] || return 0
-  local file="$METRICS_DIR/$1.prom"
-  cat >"$file.tmp" && chmod 644 "$file.tmp" && mv -f "$file.tmp" "$file"
 }
 
 # When a recurring task last ran: a file's mtime in STATE_DIR, or 0.

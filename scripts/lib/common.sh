@@ -57,6 +57,15 @@ sanitize() {
     !cut { print "[... the rest of this output was dropped]"; cut = 1 }'
 }
 
+# A metrics file for node_exporter's textfile collector in DB_SERVER_METRICS_DIR, written
+# whole, then renamed, so the collector never reads half of one. Nothing without the directory.
+#   write_metrics NAME < lines
+write_metrics() {
+  local dir="${DB_SERVER_METRICS_DIR:-}"
+  [[ -n "$dir" && -d "$dir" ]] || { cat >/dev/null; return 0; }
+  cat >"$dir/$1.prom.tmp" && chmod 644 "$dir/$1.prom.tmp" && mv -f "$dir/$1.prom.tmp" "$dir/$1.prom"
+}
+
 log() { printf '[%s] %s\n' "${0##*/}" "$*" | sanitize >&2; }
 die() {
   log "ERROR: $*"

@@ -40,6 +40,16 @@ def test_prod_backs_up_every_day_into_a_protected_volume(run_program: ProgramRun
         ("db_server_backups", "/backups", False),
         ("db_server_pgsocket", "/var/run/postgresql", False),
         ("db_server_redisdata", "/redis-data", True),
+        ("db_server_metrics", "/var/lib/db-server-metrics", False),
+    }
+    assert env["DB_SERVER_METRICS_DIR"] == "/var/lib/db-server-metrics"
+    # The metrics files are rewritten every run: nothing to protect, one volume for both writers.
+    metrics = deployment.named("db-server-metrics-volume")
+    assert metrics.inputs["name"] == "db_server_metrics"
+    assert not metrics.protect
+    pgbackrest = deployment.named("db-server-pgbackrest-container")
+    assert ("db_server_metrics", "/var/lib/db-server-metrics") in {
+        (v["volumeName"], v["containerPath"]) for v in pgbackrest.inputs["volumes"]
     }
     # The same socket directory as the server's.
     server = deployment.named("db-server-postgres")
@@ -58,6 +68,7 @@ def test_dev_has_no_scheduled_backups(run_program: ProgramRunner) -> None:
     deployment = run_program("dev")
 
     assert [r.name for r in deployment.resources if "backup" in r.name] == []
+    assert [r.name for r in deployment.resources if r.name == "db-server-metrics-volume"] == []
     assert deployment.of_type("db-server:backup_schedule:BackupSchedule") == []
 
 

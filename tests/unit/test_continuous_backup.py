@@ -90,6 +90,7 @@ def test_the_pgbackrest_container_reads_the_data_and_never_writes_it(
         ("db_server_dev_pgbackrest", "/var/lib/pgbackrest", False),
         ("db_server_dev_pgbackrest_drill", "/var/lib/db-server-drill", False),
         ("db_server_dev_redisdata", "/redis-data", True),
+        ("db_server_dev_metrics", "/var/lib/db-server-metrics", False),
     }
     env = _envs(sidecar)
     assert (env["ARCHIVE_REPOS"], env["ARCHIVE_OFFSITE_REPO"]) == ("1 2", "2")

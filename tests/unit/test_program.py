@@ -221,6 +221,7 @@ def test_volumes_hold_the_data_at_the_images_data_paths(run_program: ProgramRunn
         "db_server_backups",
         "db_server_pgbackrest",
         "db_server_pgbackrest_drill",
+        "db_server_metrics",
     }
     mounts = {
         c.inputs["name"]: [(v["volumeName"], v["containerPath"]) for v in c.inputs["volumes"]]
@@ -445,8 +446,9 @@ def test_prod_protects_and_retains_volumes_databases_and_roles(run_program: Prog
 
     # The pooler's lookup role and the exporters' role hold nothing: they are not guarded.
     project_roles = [r for r in deployment.of_type(ROLE) if PROJECT in r.parent]
-    # The socket directory's volume and the restore drills' scratch hold no data either.
-    scratch = {"db-server-pgsocket", "db-server-pgbackrest-drill"}
+    # The socket directory's volume, the restore drills' scratch and the metrics files hold no
+    # data either.
+    scratch = {"db-server-pgsocket", "db-server-pgbackrest-drill", "db-server-metrics-volume"}
     data_volumes = [v for v in deployment.of_type(VOLUME) if v.name not in scratch]
     guarded = (
         data_volumes

@@ -51,9 +51,9 @@ def test_every_volume_is_checked_before_it_is_created(
     deployment = run_program(stack_name)
 
     volumes = deployment.of_type(VOLUME)
-    # PostgreSQL's data and socket, Redis's data; prod's backups, pgBackRest's repository and
-    # its drills have one too.
-    assert len(volumes) == {"dev": 3, "prod": 6}[stack_name]
+    # PostgreSQL's data and socket, Redis's data; prod's backups, pgBackRest's repository, its
+    # drills and the metrics files have one too.
+    assert len(volumes) == {"dev": 3, "prod": 7}[stack_name]
     for volume in volumes:
         (hook,) = volume.before_create
         registered = run_program.callbacks.hooks[hook]
@@ -65,7 +65,7 @@ def test_every_volume_is_checked_before_it_is_created(
 def test_adopting_existing_volumes_is_a_deliberate_setting(run_program: ProgramRunner) -> None:
     deployment = run_program("prod", {"db-server:protection": {"adopt_existing_volumes": True}})
 
-    assert [v.before_create for v in deployment.of_type(VOLUME)] == [()] * 6
+    assert [v.before_create for v in deployment.of_type(VOLUME)] == [()] * 7
 
 
 def test_an_existing_volume_of_the_name_stops_the_create(docker_volumes: set[str]) -> None:
