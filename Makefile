@@ -4,7 +4,7 @@ VENV := venv
 PYTHON := $(VENV)/bin/python
 PULUMI := pulumi --stack $(STACK)
 
-.PHONY: install test unit lint bench bench-load preview up repair destroy retire forget-container outputs pitr pitr-switch pitr-project rebuild
+.PHONY: install test unit lint bench bench-load bench-archive preview up repair destroy retire forget-container outputs pitr pitr-switch pitr-project rebuild
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -31,10 +31,20 @@ CLIENTS ?= 1000
 bench-load: install
 	$(PYTHON) bench/load.py --clients $(CLIENTS)
 
+## RPO, RTO and backup/restore throughput of continuous backup on a GB-sized cluster: make bench-archive [GB=1]
+GB ?= 1
+bench-archive: install
+	$(PYTHON) bench/archive.py --gb $(GB)
+
+## Python (ruff, mypy), the shell scripts (shellcheck) and the GitHub workflow (actionlint);
+## .ci/setup puts shellcheck and actionlint on PATH.
+SHELL_SCRIPTS := $(wildcard scripts/*.sh scripts/lib/*.sh .ci/lib/*.sh .ci/images/*/*.sh) .ci/setup .ci/run
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	shellcheck --external-sources $(SHELL_SCRIPTS)
+	actionlint
 
 preview: install
 	$(PULUMI) preview --diff
@@ -54,7 +64,7 @@ destroy: install
 ## Let prod forget a project removed from projects.py, keeping its database, role and data:
 ## make retire PROJECT=shop STACK=prod, then make up STACK=prod (its Redis user is switched off)
 retire:
-	@urns=$$(pulumi stack --stack $(STACK) --show-urns | tr -s ' \t' '\n\n' | \
+	@urns=$$(pulumi stack --stack $(STACK) --show-urns | tr -s ' \t' '\n' | \
 	  grep -E '^urn:pulumi:.*ProjectDatabase\$$.*::$(PROJECT)-(role|database|redis-user)$$'); \
 	[ -n "$$urns" ] || { echo "retire: no project $(PROJECT) in stack $(STACK)" >&2; exit 1; }; \
 	pulumi state unprotect --stack $(STACK) --yes $$urns

@@ -24,7 +24,7 @@ case "$service" in
 esac
 [[ -n "$stack" ]] || die "usage: $0 postgres|redis STACK"
 
-urns() { pulumi stack --stack "$stack" --show-urns | tr -s ' \t' '\n\n' | grep -E "^urn:pulumi:" || true; }
+urns() { pulumi stack --stack "$stack" --show-urns | tr -s ' \t' '\n' | grep -E "^urn:pulumi:" || true; }
 
 urn="$(urns | grep -E "[:$]docker:index/volume:Volume::$volume\$" | sort -u || true)"
 [[ -n "$urn" ]] || die "stack $stack has no $service volume ($volume): nothing to forget"
