@@ -1,8 +1,12 @@
 # The user's verbs. STACK picks the stack (dev or prod): `make up STACK=prod`.
+# Unattended (scripts, cron, CI): YES=1 answers Pulumi's confirmation (never a protection: a
+# prod destroy still stops at `protect`), ARGS= adds Pulumi flags. Without a terminal and
+# without YES=1, a verb that would ask fails at once instead of waiting.
 STACK ?= dev
 VENV := venv
 PYTHON := $(VENV)/bin/python
 PULUMI := pulumi --stack $(STACK)
+CONFIRM := $(if $(YES),--yes) $(ARGS)
 
 .PHONY: install test unit lint bench bench-load bench-archive preview up repair destroy retire forget-container outputs pitr pitr-switch pitr-project rebuild
 
@@ -47,19 +51,19 @@ lint: install
 	actionlint
 
 preview: install
-	$(PULUMI) preview --diff
+	$(PULUMI) preview --diff $(ARGS)
 
 up: install
-	$(PULUMI) up
+	$(PULUMI) up $(CONFIRM)
 
 ## Bring back containers that were removed or lost, on their volumes: make repair STACK=prod
 ## A refresh that runs the program reads each resource when the program reaches it, so the
 ## containers are recreated before anything dials the server they hold.
 repair: install
-	$(PULUMI) up --refresh --run-program
+	$(PULUMI) up --refresh --run-program $(CONFIRM)
 
 destroy: install
-	$(PULUMI) destroy
+	$(PULUMI) destroy $(CONFIRM)
 
 ## Let prod forget a project removed from projects.py, keeping its database, role and data:
 ## make retire PROJECT=shop STACK=prod, then make up STACK=prod (its Redis user is switched off)
