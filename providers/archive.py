@@ -155,40 +155,48 @@ def _shot(props: dict[str, Any]) -> OneShot:
     return OneShot(**{key: props[key] for key in _SHOT_FIELDS if key in props})
 
 
-def _volume_exists(name: str) -> bool:
+def _volume_created(name: str) -> str | None:
+    """When the Docker volume of that name was made, or None where there is none: a volume made
+    again under the same name (a lost host, a rebuild) is another volume."""
     import docker
 
     client = docker.from_env()
     try:
-        client.volumes.get(name)
+        return str(client.volumes.get(name).attrs.get("CreatedAt", ""))
     except docker.errors.NotFound:
-        return False
+        return None
     finally:
         client.close()
-    return True
 
 
 class _OnTheDataVolume(ResourceProvider):
-    """What runs once per data volume: a refresh that finds the volume gone (a lost host)
-    reports the resource gone too, so that the next update runs it again, on the new volume."""
+    """What runs once per data volume. It records when the volume was made; a refresh that finds
+    the volume gone, or made again since (a lost host: `make rebuild` makes the volumes anew
+    before it reads this), reports the resource gone too, so that the update runs it again, on
+    the new volume."""
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        if not _volume_exists(props["data_volume"]):
+        created = _volume_created(props["data_volume"])
+        if created is None or created != props.get("volume_created", created):
             return ReadResult("", {})
         return ReadResult(id_, props)
+
+    @staticmethod
+    def _outs(props: dict[str, Any]) -> dict[str, Any]:
+        return {**props, "volume_created": _volume_created(props["data_volume"])}
 
 
 class _PrecheckProvider(_OnTheDataVolume):
     def create(self, props: dict[str, Any]) -> CreateResult:
         run_one_shot(_shot(props), "archive-precheck.sh", timeout_s=600)
-        return CreateResult(id_=props["name"], outs=props)
+        return CreateResult(id_=props["name"], outs=self._outs(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_fields(olds, news, _SHOT_FIELDS, ())
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         run_one_shot(_shot(news), "archive-precheck.sh", timeout_s=600)
-        return UpdateResult(outs=news)
+        return UpdateResult(outs=self._outs(news))
 
 
 class _RestoreProvider(_OnTheDataVolume):
@@ -199,13 +207,13 @@ class _RestoreProvider(_OnTheDataVolume):
         if props["env"].get("ARCHIVE_RESTORE"):
             shot = replace(_shot(props), read_only_data=False)
             run_one_shot(shot, "archive-restore.sh", timeout_s=24 * 3600)
-        return CreateResult(id_=props["data_volume"], outs=props)
+        return CreateResult(id_=props["data_volume"], outs=self._outs(props))
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_fields(olds, news, _SHOT_FIELDS, ("data_volume",))
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=news)
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs={**news, "volume_created": olds.get("volume_created")})
 
 
 class ArchiveReadyProvider(ResourceProvider):

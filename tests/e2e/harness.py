@@ -287,8 +287,9 @@ class E2EStack:
             self.stack.destroy(color="never")
         except auto.CommandError as error:
             self.printed.append(str(error))
-        leftovers = remove_docker_leftovers(self.names.prefix)
+        # The state first: it may live in a container of the prefix (the test's object store).
         self.stack.workspace.remove_stack(self.stack_name, force=True)
+        leftovers = remove_docker_leftovers(self.names.prefix)
         return [f"{kind} {name}" for kind, name in leftovers]
 
 
