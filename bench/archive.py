@@ -38,7 +38,6 @@ from tests.e2e.harness import (  # noqa: E402
     Names,
     ProjectLine,
     connect,
-    docker_leftovers,
     missing_plugins,
 )
 from tests.e2e.test_continuous_backup import (  # noqa: E402
@@ -46,8 +45,8 @@ from tests.e2e.test_continuous_backup import (  # noqa: E402
     archive_settings,
     set_archive_secrets,
 )
-from tests.e2e.writer import Writer  # noqa: E402
-from tests.object_store import KEY_ID, SECRET_KEY, start_object_store  # noqa: E402
+from tests.e2e.writer import Writer, lose_the_host  # noqa: E402
+from tests.object_store import start_object_store  # noqa: E402
 
 STATE_BUCKET = "pulumi-state"
 SHOP = ProjectLine("shop", user="shop_user", redis_db=3)
@@ -93,21 +92,13 @@ def repo_bytes(sidecar: str, repo: int) -> int:
     return int(json.loads(out)[0]["backup"][-1]["info"]["repository"]["delta"])
 
 
-def lose_the_host(names: Names, store_container: str) -> None:
-    for kind, name in docker_leftovers(names.prefix):
-        if kind == "container" and name != store_container:
-            docker_cli("rm", "--force", "--volumes", name)
-    for kind, name in docker_leftovers(names.prefix):
-        if kind == "volume":
-            docker_cli("volume", "rm", name)
-
-
 def run(gb: float, pulumi_cli: str, images: tuple[str, str], s3_image: str, tmp: Path) -> None:
     names = Names()
     docker_cli("network", "create", names.network)
     store = start_object_store(s3_image, names.network, f"{names.prefix}-s3", tmp / "certs")
     store.make_bucket(BUCKET)
     store.make_bucket(STATE_BUCKET)
+    backend, backend_env = store.pulumi_backend(STATE_BUCKET)
     stack = E2EStack(
         tmp / "stack",
         pulumi_cli,
@@ -122,16 +113,8 @@ def run(gb: float, pulumi_cli: str, images: tuple[str, str], s3_image: str, tmp:
                 store, backup_interval_seconds=86400, drill_interval_seconds=86400
             ),
         },
-        backend_url=(
-            f"s3://{STATE_BUCKET}?endpoint=127.0.0.1:{store.port}&s3ForcePathStyle=true"
-            "&region=us-east-1"
-        ),
-        env={
-            "AWS_ACCESS_KEY_ID": KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": "us-east-1",
-            "AWS_CA_BUNDLE": str(store.ca_file),
-        },
+        backend_url=backend,
+        env=backend_env,
     )
     figures: list[tuple[str, str]] = []
     try:
@@ -159,7 +142,7 @@ def run(gb: float, pulumi_cli: str, images: tuple[str, str], s3_image: str, tmp:
         writer.stop.set()
         writer.join(timeout=30)
         lost_at = writer.committed[-1]
-        lose_the_host(names, store.container)
+        lose_the_host(names, keep=store.container)
         started = time.monotonic()
         rebuilt = stack.make("rebuild", f"STACK={stack.stack_name}", "YES=1", timeout=7200)
         rto = time.monotonic() - started

@@ -120,6 +120,8 @@ class BackupSchedule(pulumi.ComponentResource):
             docker.ContainerUploadArgs(
                 file=_REDIS_PASSWORD_FILE,
                 content=pulumi.Output.secret(args.redis_admin_password),
+                # Root's only: the scripts run as root, the verification's psql as the owners.
+                permissions="0600",
             ),
         ]
 

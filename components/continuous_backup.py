@@ -151,6 +151,8 @@ class ContinuousBackup(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(
                     file=_REDIS_PASSWORD_FILE,
                     content=pulumi.Output.secret(args.redis_admin_password),
+                    # Root's only: the loop runs as root, a drill's server as postgres.
+                    permissions="0600",
                 )
             )
         check_interval = max(300, 2 * settings.archive_timeout_seconds)

@@ -27,11 +27,17 @@ backups() {
   local repo newest full type
   for repo in $ARCHIVE_REPOS; do
     newest="$(newest_backup "$repo")" || { log "repo$repo: no answer to info"; continue; }
+    # What the healthcheck reads: the repository's own word, not this container's memory.
+    printf '%s\n' "$newest" >"$STATE_DIR/newest-repo$repo"
     (($(date +%s) - newest >= backup_interval)) || continue
+    # A failed backup is tried again after 10 minutes, not every 30 s.
+    (($(date +%s) - $(last_run "backup-repo$repo-failed") >= 600)) || continue
     full="$(newest_backup "$repo" full)" || continue
     if ((full == 0 || $(date +%s) - full >= full_interval)); then type="full"; else type="diff"; fi
     log "repo$repo: $type backup"
-    if pgbr backup --repo="$repo" --type="$type"; then
+    # The backup waits for its last WAL segment longer than archive-push does (archive-timeout):
+    # a backlog of WAL must not fail every backup.
+    if pgbr backup --repo="$repo" --type="$type" --archive-timeout=600; then
       mark_run "backup-repo$repo"
     else
       log "repo$repo: $type backup FAILED"
@@ -96,6 +102,9 @@ metrics() {
     name=0
     [[ "$(last_run drill-failed)" -gt "$(last_run drill)" ]] && name=1
     echo "db_server_archive_drill_failing $name"
+    echo "# HELP db_server_archive_drill_databases_unchecked Databases of the last drill that did not take their owner's login."
+    echo "# TYPE db_server_archive_drill_databases_unchecked gauge"
+    echo "db_server_archive_drill_databases_unchecked $(awk -F'\t' '$1 == "unchecked" && $2 != "" { n = split($2, d, " ") } END { print n + 0 }' "$STATE_DIR/drill-report" 2>/dev/null || echo 0)"
     if [[ -n "${ARCHIVE_REDIS_OFFSITE:-}" ]]; then
       echo "# TYPE db_server_archive_redis_offsite_last_success_timestamp_seconds gauge"
       echo "db_server_archive_redis_offsite_last_success_timestamp_seconds $(last_run redis-offsite)"
@@ -114,7 +123,7 @@ main() {
     if ((stanza)); then
       backups
       if (($(date +%s) - $(last_run check) >= check_interval)); then
-        if pgbr check; then mark_run check; else log "check FAILED: the archive does not take WAL"; fi
+        if pgbr check --archive-timeout=600; then mark_run check; else log "check FAILED: the archive does not take WAL"; fi
       fi
       if (($(date +%s) - $(last_run drill) >= drill_interval && $(date +%s) - $(last_run drill-failed) >= drill_interval)); then
         if "$here/archive-drill.sh"; then mark_run drill; else mark_run drill-failed; fi

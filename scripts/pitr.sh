@@ -58,9 +58,21 @@ shot() {
   config_tar | docker cp - "$name:/etc/"
 }
 
-scratch_sql() { # ROLE DATABASE SQL
-  docker exec --user postgres "$scratch" psql -X -v ON_ERROR_STOP=1 --no-align --tuples-only \
+# ROLE DATABASE SQL on the scratch server, with the scripts' session settings (a role's or a
+# database's own settings cannot break the login) and a minute at most.
+scratch_sql() {
+  docker exec --user postgres --env PGOPTIONS="$SESSION_OPTIONS -c statement_timeout=60s" \
+    "$scratch" timeout --kill-after=5 60 psql -X -v ON_ERROR_STOP=1 --no-align --tuples-only \
     --quiet -U "$1" -d "$2" -c "$3" 2> >(sanitize >&2)
+}
+
+# TARGET as pgBackRest takes it: a time with its offset, latest, or a restore point's plain name
+# (pgBackRest writes it into postgresql.auto.conf as it is).
+TIME_RE='^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([+-][0-9]{2}(:?[0-9]{2})?|Z)$'
+POINT_RE='^name:[A-Za-z0-9_.-]{1,63}$'
+check_target() {
+  [[ "$1" == latest || "$1" =~ $TIME_RE || "$1" =~ $POINT_RE ]] ||
+    die "TARGET '$1' is not a time with its offset ('2026-12-01 15:04:05+00'), latest, or name:POINT (letters, digits, _ . -)"
 }
 
 restore_into_new_volume() {
@@ -69,27 +81,38 @@ restore_into_new_volume() {
     latest) args=(--type=default) ;;
     name:*) args=(--type=name "--target=${target#name:}" --target-action=promote) ;;
     *)
-      date -d "$target" >/dev/null 2>&1 || die "TARGET '$target' is not a time, latest or name:POINT"
+      date -d "$target" >/dev/null 2>&1 || die "TARGET '$target' is not a time"
       args=(--type=time "--target=$target" --target-action=promote)
       ;;
   esac
-  local live_system backup_system
+  local live_system backup_system backup_size free
   live_system="$(docker exec --user postgres "$pg" pg_controldata -D "$data_path" |
     sed -n 's/^Database system identifier:[[:space:]]*//p')"
-  backup_system="$(docker exec --user postgres "$archive" pgbackrest info --output=json --repo="$repo" |
-    python3 -c 'import json, sys; db = json.load(sys.stdin)[0].get("db") or [{}]; print(db[-1].get("system-id", ""))')"
+  read -r backup_system backup_size < <(docker exec --user postgres "$archive" pgbackrest info --output=json --repo="$repo" |
+    python3 -c 'import json, sys
+info = json.load(sys.stdin)[0]
+db, backups = info.get("db") or [{}], info.get("backup") or [{}]
+print(db[-1].get("system-id", "-"), backups[-1].get("info", {}).get("size", 0))')
+  [[ "$backup_system" != - ]] || backup_system=""
   [[ -n "$backup_system" ]] || die "repo$repo holds no backup of this stack: nothing to recover"
   [[ "$backup_system" == "$live_system" ]] ||
     die "repo$repo holds another cluster's backups (system id $backup_system, this server's is $live_system): not recovering from it"
 
+  # Nothing of the archive's container runs while its repository is read (an expire of the
+  # backup being restored, a backup of the volume being switched): stopped until the end.
+  docker stop --time 60 "$archive" >/dev/null
   volume="${data_volume}_pitr_$(date -u +%Y%m%dT%H%M%SZ)"
   docker volume create "$volume" >/dev/null
+  # A restored copy that filled the disk the live data is on would stop every project.
+  free="$(docker run --rm --network none --volume "$volume:/target" --entrypoint df "$image" \
+    --output=avail -B1 /target | tail -n 1)"
+  ((backup_size + backup_size / 10 + (1 << 30) <= free)) ||
+    die "the restored cluster needs $((backup_size >> 20)) MiB and a tenth and 1 GiB to spare; the volumes' disk has $((free >> 20)) MiB free: nothing restored"
   log "restoring from repo$repo to $target into the new volume $volume (the live server is untouched)"
   shot "$restore" --user root --entrypoint bash "$image" -c \
     "chown postgres:postgres '$data_path' && chmod 700 '$data_path' && exec setpriv --reuid=postgres --regid=postgres --init-groups pgbackrest --repo=$repo ${args[*]@Q} restore"
   if ! out="$(docker start --attach "$restore" 2>&1)"; then
     docker rm -f "$restore" >/dev/null
-    docker volume rm "$volume" >/dev/null
     printf '%s\n' "$out" | grep -E 'ERROR|HINT' | sanitize >&2 || true
     [[ "$out" == *"unable to find backup set"* ]] &&
       die "$target is before the oldest backup in repo$repo: nothing restored, the live server is untouched"
@@ -101,8 +124,11 @@ restore_into_new_volume() {
 check_scratch() {
   local deadline recovered databases database owner tables
   log "starting a scratch server on $volume to replay the WAL and check it"
-  # No connection before the target is reached (hot_standby off), none but the socket's.
-  shot "$scratch" "$image" postgres -c archive_mode=off -c listen_addresses='' -c hot_standby=off
+  # No connection before the target is reached (hot_standby off), none but the socket's. The
+  # WAL it writes is kept, not archived (an empty archive_command): the new timeline's history
+  # and first segments are archived by the stack's server once it runs on this volume.
+  shot "$scratch" "$image" postgres -c archive_mode=on -c archive_command= -c listen_addresses='' \
+    -c hot_standby=off
   docker start "$scratch" >/dev/null
   deadline=$((SECONDS + STEP_TIMEOUT))
   until [[ "$(scratch_sql "$ADMIN_ROLE" postgres 'SELECT pg_is_in_recovery()' 2>/dev/null)" == f ]]; do
@@ -116,24 +142,44 @@ check_scratch() {
   databases="$(scratch_sql "$ADMIN_ROLE" postgres "SELECT d.datname || '|' || r.rolname FROM pg_database d
     JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname NOT IN ('template0', 'template1') AND r.rolcanlogin
     AND NOT r.rolsuper ORDER BY 1")"
+  # Each database with its owner's login; with --project, that one only. A database that does
+  # not take it (its own connection limit, a setting of its own) is reported, and stops the
+  # recovery of no other.
   while IFS='|' read -r database owner; do
-    [[ -n "$database" ]] || continue
-    tables="$(scratch_sql "$owner" "$database" "SELECT count(*) FROM pg_catalog.pg_class c
+    [[ -n "$database" && (-z "$1" || "$database" == "$1") ]] || continue
+    if tables="$(scratch_sql "$owner" "$database" "SELECT pg_catalog.count(*) FROM pg_catalog.pg_class c
       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')
-      AND n.nspname NOT IN ('pg_catalog', 'information_schema')")" ||
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')")"; then
+      log "  $database: $owner logs in, $tables table(s)"
+    elif [[ -n "$1" ]]; then
       die "$database does not take its owner $owner's login on the recovered cluster"
-    log "  $database: $owner logs in, $tables table(s)"
+    else
+      log "  $database: does NOT take its owner $owner's login on the recovered cluster (its own settings?)"
+    fi
   done <<<"$databases"
 }
 
 stop_scratch() { docker rm -f "$scratch" >/dev/null 2>&1 || true; }
+
+# On any exit: the scratch server gone, the archive's container running again, temporary files
+# (a project's dump, the exported state) removed, and a restored volume that was not switched to
+# (it holds every project's data) removed unless the run asked to keep it.
+finish() {
+  stop_scratch
+  [[ -z "$work" ]] || rm -rf "$work"
+  if [[ -n "$volume" && "$keep_volume" != 1 ]]; then
+    docker volume rm "$volume" >/dev/null 2>&1 || true
+  fi
+  docker start "$archive" >/dev/null 2>&1 || true
+}
 
 # Moves the stack's PostgreSQL onto VOLUME (step 3).
 switch() {
   local new="$1" state previous
   docker volume inspect "$new" >/dev/null 2>&1 || die "no Docker volume $new"
   [[ "$new" != "$data_volume" ]] || die "$new is the stack's volume already"
-  state="$(mktemp)"
+  work="$(mktemp -d)" state="$work/state.json"
+  docker stop --time 60 "$archive" >/dev/null 2>&1 || true
   log "the stack forgets its data volume $data_volume and keeps it in Docker"
   pulumi stack export --stack "$stack" --file "$state"
   python3 - "$state" "$data_volume" <<'PY'
@@ -147,7 +193,7 @@ for resource in state["deployment"].get("resources", []):
 json.dump(state, open(path, "w"))
 PY
   pulumi stack import --stack "$stack" --file "$state" >/dev/null
-  rm -f "$state"
+  rm -rf "$work"
   # The backups' and the archive's volumes are named after the data volume by default: pinned.
   [[ -z "$backup_volume" ]] || pulumi config set --stack "$stack" --path 'db-server:backup.volume' "$backup_volume"
   [[ -z "$repository" ]] || pulumi config set --stack "$stack" --path 'db-server:archive.volume' "$repository"
@@ -171,17 +217,18 @@ PY
 
 # Copies one project's database back from the scratch server (its previous contents kept aside).
 project_back() {
-  local name="$1" backups
-  backups="$(mktemp -d)"
-  DB_SERVER_POSTGRES_CONTAINER="$scratch" DB_SERVER_BACKUP_DIR="$backups" \
+  local name="$1"
+  work="$(mktemp -d)"
+  DB_SERVER_POSTGRES_CONTAINER="$scratch" DB_SERVER_BACKUP_DIR="$work" \
     "$here/backup-database.sh" --postgres-only "$name" >/dev/null
-  DB_SERVER_POSTGRES_CONTAINER="$pg" DB_SERVER_BACKUP_DIR="$backups" \
+  DB_SERVER_POSTGRES_CONTAINER="$pg" DB_SERVER_BACKUP_DIR="$work" \
     "$here/restore-database.sh" "$name" --yes
-  rm -rf "$backups"
+  rm -rf "$work"
 }
 
 main() {
   local target="" yes=0 project="" new=""
+  work="" volume="" keep_volume=0
   stack="${1:-}"
   [[ -n "$stack" ]] || usage
   shift
@@ -204,23 +251,23 @@ main() {
   repo="$(docker inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$archive" |
     awk -F= '$1 == "ARCHIVE_OFFSITE_REPO" && $2 != "" { o = $2 } $1 == "ARCHIVE_REPOS" { split($2, r, " "); f = r[1] } END { print o ? o : f }')"
   restore="$pg-pitr-restore" scratch="$pg-pitr-check"
+  trap finish EXIT
   if [[ -n "$new" ]]; then
     [[ -z "$target" && -z "$project" ]] || usage
     switch "$new"
     return
   fi
   [[ -n "$target" ]] || usage
-  trap stop_scratch EXIT
+  check_target "$target"
   restore_into_new_volume "$target"
-  check_scratch
+  check_scratch "$project"
   if [[ -n "$project" ]]; then
     project_back "$project"
-    stop_scratch
-    docker volume rm "$volume" >/dev/null
     log "$project is back at $target; nothing else changed"
     return
   fi
   stop_scratch
+  keep_volume=1
   if ((!yes)); then
     log "checked: the stack still runs on $data_volume. To switch to the recovered cluster: make pitr-switch STACK=$stack VOLUME=$volume (or docker volume rm $volume)"
     return

@@ -59,6 +59,17 @@ class ObjectStore:
                 body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
                 yield item["Key"], body
 
+    def pulumi_backend(self, bucket: str) -> tuple[str, dict[str, str]]:
+        """A Pulumi state backend in ``bucket`` (`pulumi login s3://...`) and the environment
+        the CLI needs to reach it: the stack's state off the host, as the runbook says."""
+        url = f"s3://{bucket}?endpoint=127.0.0.1:{self.port}&s3ForcePathStyle=true&region=us-east-1"
+        return url, {
+            "AWS_ACCESS_KEY_ID": KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": "us-east-1",
+            "AWS_CA_BUNDLE": str(self.ca_file),
+        }
+
     def stop_answering(self) -> None:
         """Freezes the store (its objects kept in memory): connections hang and time out."""
         docker_cli("pause", self.container)

@@ -41,6 +41,19 @@ newest_backup() {
   archive_info "$repo" | jq -r "[.[0].backup // [] | $filter | .[].timestamp.stop] | max // 0"
 }
 
+# Whether the newest backup in REPO, restored, fits into DIR's filesystem with a tenth and 1 GiB
+# to spare: a drill or a PITR that filled the disk the live data is on would stop every project.
+#   fits_on_disk REPO DIR
+fits_on_disk() {
+  local size free
+  size="$(archive_info "$1" | jq -r '[.[0].backup // [] | .[].info.size] | last // 0')"
+  free="$(($(df --output=avail -B1 "$2" | tail -n 1)))"
+  if ((size + size / 10 + (1 << 30) > free)); then
+    log "the newest backup in repo$1 needs $((size >> 20)) MiB restored, $2 has $((free >> 20)) MiB free (with a tenth and 1 GiB to spare)"
+    return 1
+  fi
+}
+
 # When a recurring task last ran: a file's mtime in STATE_DIR, or 0.
 STATE_DIR="${DB_SERVER_ARCHIVE_STATE:-$DRILL_ROOT/state}"
 last_run() { stat -c %Y "$STATE_DIR/$1" 2>/dev/null || echo 0; }

@@ -158,12 +158,78 @@ def test_a_both_repositories_get_a_backup_and_the_wal_and_a_drill_restores_them(
     print(f"drill report ({took:.0f} s):\n{report}")
     assert "repo\t2" in report  # from the object store: what a lost host leaves
     assert "databases\t3" in report  # postgres, shop, blog: each took its owner's login
+    assert "unchecked\t\n" in report
+    # Recovered to a restore point made on the live server just before: the WAL up to then is
+    # in the archive, not only the backup.
+    assert "point\tdb_server_drill_" in report
     assert (
         wait_for(
             "the pgBackRest container healthy", lambda: health(sidecar(stack)) == "healthy", 600
         )
         >= 0
     )
+
+
+def run_drill(stack: E2EStack) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", "exec", sidecar(stack), "bash", "/opt/db-server/scripts/archive-drill.sh"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def test_a_project_that_locks_itself_out_fails_no_ones_drill_or_pitr(stack: E2EStack) -> None:
+    admin = stack.outputs()["admin_host_url"]
+    with connect(stack.project_url(SHOP.name)) as conn:
+        # Its own database closed to every login, and a count(*) of its own that would stall
+        # whoever calls it unqualified.
+        conn.execute(
+            "CREATE FUNCTION public.slow_step(bigint) RETURNS bigint LANGUAGE sql"
+            " AS 'SELECT pg_sleep(3600)::text::bigint'"
+        )
+        conn.execute("CREATE AGGREGATE public.count(*) (sfunc = public.slow_step, stype = bigint)")
+        conn.execute(f"ALTER ROLE {SHOP.user} SET search_path = public, pg_catalog")
+        conn.execute(f"ALTER DATABASE {SHOP.name} CONNECTION LIMIT 0")
+    try:
+        started = time.monotonic()
+        drill = run_drill(stack)
+        took = time.monotonic() - started
+        print(f"drill with shop locked out: {took:.0f} s\n{drill.stderr[-1500:]}")
+        assert drill.returncode == 0, drill.stderr
+        report = docker_cli(
+            "exec", sidecar(stack), "cat", "/var/lib/db-server-drill/state/drill-report"
+        )
+        assert "unchecked\tshop\n" in report
+        assert "databases\t2" in report  # postgres and blog still checked
+
+        started = time.monotonic()
+        done = stack.make("pitr", f"STACK={stack.stack_name}", "TARGET=latest", timeout=900)
+        print(f"make pitr (no switch) with shop locked out: {time.monotonic() - started:.0f} s")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "shop: does NOT take its owner" in done.stderr
+        assert f"{BLOG.name}: {BLOG.user} logs in" in done.stderr
+        kept = done.stderr.split("VOLUME=")[1].split()[0]  # checked, kept for a switch
+        docker_cli("volume", "rm", kept)
+    finally:
+        with connect(admin) as conn:
+            conn.execute(f"ALTER DATABASE {SHOP.name} CONNECTION LIMIT -1")
+        with connect(stack.project_url(SHOP.name)) as conn:
+            conn.execute(f"ALTER ROLE {SHOP.user} RESET search_path")
+            conn.execute("DROP AGGREGATE public.count(*)")
+            conn.execute("DROP FUNCTION public.slow_step(bigint)")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["name:x'\nrestore_command = 'touch /tmp/owned", "yesterday", "2026-12-01 15:04:05"],
+)
+def test_a_target_pgbackrest_would_misread_is_refused(stack: E2EStack, target: str) -> None:
+    done = stack.make("pitr", f"STACK={stack.stack_name}", f"TARGET={target}", "YES=1")
+
+    assert done.returncode != 0
+    assert "is not a time with its offset" in done.stderr
 
 
 def test_b_the_object_store_holds_no_plaintext(stack: E2EStack, store: ObjectStore) -> None:
@@ -240,8 +306,13 @@ def test_c_make_pitr_brings_back_exactly_the_state_at_t2(stack: E2EStack) -> Non
     assert stack.names.pg_volume in volumes  # the old data stays until the user drops it
     assert any(v.startswith(f"{stack.names.pg_volume}_pitr_") for v in volumes)
     stack.preview(expect_no_changes=True)
-    # The archive goes on, on the new timeline.
+    # The archive goes on, on the new timeline, whose history reached the object store: a
+    # later recovery from an older backup follows it instead of making a second timeline 2.
     pgbackrest(stack, "check")
+    with connect(stack.outputs()["admin_host_url"]) as conn:
+        (timeline,) = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()  # type: ignore[misc]
+    listed = pgbackrest(stack, "repo-ls", "--repo=2", "--recurse", "archive")
+    assert f"{timeline:08X}.history" in listed
 
 
 def test_d_archiving_that_breaks_shows_and_catches_up_without_a_loss(

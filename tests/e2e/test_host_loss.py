@@ -22,8 +22,8 @@ from tests.e2e.test_continuous_backup import (
     archive_settings,
     set_archive_secrets,
 )
-from tests.e2e.writer import Writer
-from tests.object_store import KEY_ID, SECRET_KEY, start_object_store
+from tests.e2e.writer import Writer, lose_the_host
+from tests.object_store import start_object_store
 
 pytestmark = pytest.mark.e2e
 
@@ -41,6 +41,7 @@ def test_a_lost_host_is_rebuilt_from_the_object_store_alone(
     )
     store.make_bucket(BUCKET)
     store.make_bucket(STATE_BUCKET)
+    backend, backend_env = store.pulumi_backend(STATE_BUCKET)
     stack = make_stack(
         "lost",
         projects=(SHOP,),
@@ -49,16 +50,8 @@ def test_a_lost_host_is_rebuilt_from_the_object_store_alone(
             "archive": archive_settings(store, backup_interval_seconds=60),
         },
         names=names,
-        backend_url=(
-            f"s3://{STATE_BUCKET}?endpoint=127.0.0.1:{store.port}&s3ForcePathStyle=true"
-            "&region=us-east-1"
-        ),
-        env={
-            "AWS_ACCESS_KEY_ID": KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "AWS_REGION": "us-east-1",
-            "AWS_CA_BUNDLE": str(store.ca_file),
-        },
+        backend_url=backend,
+        env=backend_env,
     )
     set_archive_secrets(stack)
     stack.up()
@@ -90,12 +83,7 @@ def test_a_lost_host_is_rebuilt_from_the_object_store_alone(
     writer.stop.set()
     writer.join(timeout=30)
     lost_at = writer.committed[-1]
-    for kind, name in docker_leftovers(names.prefix):
-        if kind == "container" and name != store.container:
-            docker_cli("rm", "--force", "--volumes", name)
-    for kind, name in docker_leftovers(names.prefix):
-        if kind == "volume":
-            docker_cli("volume", "rm", name)
+    lose_the_host(names, keep=store.container)
     assert [n for k, n in docker_leftovers(names.prefix) if k == "volume"] == []
 
     started = time.monotonic()

@@ -1,5 +1,6 @@
-"""A project's app, writing: a row a moment, each with its commit time, for the measured RPO of
-a lost host (tests/e2e/test_host_loss.py, bench/archive.py)."""
+"""A lost host, as tests/e2e/test_host_loss.py and bench/archive.py make one: a project's app
+writing a row a moment (each with its commit time, for the measured RPO), then every container
+and volume of the stack gone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from datetime import datetime
 
 import psycopg
 
-from tests.e2e.harness import libpq_url
+from tests.conftest import docker_cli
+from tests.e2e.harness import Names, docker_leftovers, libpq_url
 
 
 class Writer(threading.Thread):
@@ -32,3 +34,14 @@ class Writer(threading.Thread):
                 assert row is not None
                 self.committed.append(row[0])
                 time.sleep(0.2)
+
+
+def lose_the_host(names: Names, keep: str) -> None:
+    """Removes every container (but ``keep``, the object store) and every volume of the stack:
+    its data, its local repository and backups, its drills."""
+    for kind, name in docker_leftovers(names.prefix):
+        if kind == "container" and name != keep:
+            docker_cli("rm", "--force", "--volumes", name)
+    for kind, name in docker_leftovers(names.prefix):
+        if kind == "volume":
+            docker_cli("volume", "rm", name)
