@@ -650,6 +650,11 @@ class DatabaseServer(pulumi.ComponentResource):
             shm_size=settings.shm_size_mb,
             shared=shared + (archiving.volumes if archiving else []),
             depends_on=archiving.postgres_gates if archiving else [],
+            # pgBackRest's asynchronous archive-push leaves processes that outlive their parent;
+            # with PostgreSQL as PID 1 they would be its orphans, and one that exits non-zero
+            # reads to the postmaster as a crashed backend: a restart of every session. Docker's
+            # init reaps them instead.
+            init=archiving is not None,
         )
 
     def _archiving(
@@ -811,6 +816,7 @@ class DatabaseServer(pulumi.ComponentResource):
         shm_size: int | None,
         shared: list[docker.ContainerVolumeArgs] | None = None,
         depends_on: list[pulumi.Resource] | None = None,
+        init: bool = False,
     ) -> docker.Container:
         """A container that holds data: loopback port, network, volume, safe lifecycle;
         ``shared`` are volumes it shares with the containers beside it."""
@@ -830,6 +836,7 @@ class DatabaseServer(pulumi.ComponentResource):
             ),
             restart="unless-stopped",
             must_run=True,
+            init=True if init else None,
             stop_signal=stop_signal,
             stop_timeout=STOP_GRACE_SECONDS,
             destroy_grace_seconds=STOP_GRACE_SECONDS,

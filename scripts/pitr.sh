@@ -51,7 +51,8 @@ shot() {
   local name="$1"
   shift
   docker rm -f "$name" >/dev/null 2>&1 || true
-  docker create --name "$name" --network "$network" --env PGDATA="$data_path" \
+  # --init: pgBackRest's asynchronous archive-get leaves processes for PID 1 to reap.
+  docker create --init --name "$name" --network "$network" --env PGDATA="$data_path" \
     --env PGBACKREST_CONFIG=/etc/db-server/pgbackrest.conf --env PGBACKREST_STANZA=db \
     --volume "$volume:$data_path" ${repository:+--volume "$repository:/var/lib/pgbackrest:ro"} \
     "$@" >/dev/null

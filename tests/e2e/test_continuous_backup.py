@@ -10,6 +10,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -17,6 +18,7 @@ import pytest
 from pulumi import automation as auto
 
 from tests.conftest import docker_cli
+from tests.e2e.alerts import alert_fires, metrics_file
 from tests.e2e.harness import E2EStack, Names, ProjectLine, connect, password_of
 from tests.object_store import KEY_ID, SECRET_KEY, ObjectStore, start_object_store
 
@@ -316,7 +318,7 @@ def test_c_make_pitr_brings_back_exactly_the_state_at_t2(stack: E2EStack) -> Non
 
 
 def test_d_archiving_that_breaks_shows_and_catches_up_without_a_loss(
-    stack: E2EStack, store: ObjectStore
+    stack: E2EStack, store: ObjectStore, prometheus_image: str, tmp_path: Path
 ) -> None:
     admin = stack.outputs()["admin_host_url"]
 
@@ -337,6 +339,11 @@ def test_d_archiving_that_breaks_shows_and_catches_up_without_a_loss(
             conn.execute("SELECT pg_switch_wal()")
         failing = wait_for("the archiver's failures", lambda: archiver()[1] > failed_before, 300)
         print(f"archive failures seen in pg_stat_archiver {failing:.0f} s after the store stopped")
+        # The metrics the container writes (every 30 s) say so, and the shipped rule fires on them.
+        seen = wait_for("the metrics", lambda: archive_failing(sidecar(stack)), 90)
+        print(f"db_server_archive.prom shows it {failing + seen:.0f} s after the store stopped")
+        samples = metrics_file(sidecar(stack), "db_server_archive")
+        assert alert_fires(prometheus_image, tmp_path, "ArchiveFailing", samples, time.time())
         unhealthy = wait_for("the healthcheck", lambda: health(sidecar(stack)) == "unhealthy", 600)
         print(f"pgBackRest container unhealthy {failing + unhealthy:.0f} s after the store stopped")
     finally:
@@ -350,6 +357,20 @@ def test_d_archiving_that_breaks_shows_and_catches_up_without_a_loss(
     pgbackrest(stack, "check")
     assert _count(stack, "during_outage") == 1000
     wait_for("the healthcheck healthy again", lambda: health(sidecar(stack)) == "healthy", 900)
+    wait_for("the metrics clear", lambda: not archive_failing(sidecar(stack)), 90)
+    samples = metrics_file(sidecar(stack), "db_server_archive")
+    assert not alert_fires(
+        prometheus_image, tmp_path / "after", "ArchiveFailing", samples, time.time()
+    )
+
+
+def archive_failing(container: str) -> bool:
+    """ArchiveFailing's test, on the container's metrics file."""
+    samples = metrics_file(container, "db_server_archive")
+    return (
+        samples["db_server_archive_wal_last_failed_timestamp_seconds"]
+        > samples["db_server_archive_wal_last_archived_timestamp_seconds"]
+    )
 
 
 def _archived_after_failures(stack: E2EStack) -> bool:

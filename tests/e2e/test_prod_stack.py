@@ -21,6 +21,7 @@ import yaml
 from pulumi import automation as auto
 
 from tests.conftest import ROOT, docker_cli, free_port
+from tests.e2e.alerts import alert_fires, metrics_file, metrics_in_volume
 from tests.e2e.harness import (
     PASSPHRASE,
     E2EStack,
@@ -295,6 +296,34 @@ def test_backups_turn_healthy_and_the_latest_one_restores(prod: E2EStack, tmp_pa
             "SELECT count(*) FROM pg_database WHERE datname = 'check'"
         ).fetchone() == (1,)
         conn.execute('DROP DATABASE "check"')
+
+
+def test_a_stopped_backup_container_makes_backups_stale_fire_on_its_metrics(
+    prod: E2EStack, prometheus_image: str, tmp_path: Path
+) -> None:
+    backup = f"{prod.names.prefix}-backup"
+    deadline = time.monotonic() + HEALTHY_TIMEOUT_S
+    while _health(backup) != "healthy":
+        assert time.monotonic() < deadline, docker_cli("logs", "--tail", "40", backup)
+        time.sleep(2)
+    samples, read_at = metrics_file(backup, "db_server_backup"), time.time()
+    # What the healthcheck says, the metrics say: verified, fresh, whole.
+    assert read_at - samples["db_server_backup_last_success_timestamp_seconds"] < 2 * INTERVAL_S
+    assert samples["db_server_backup_interval_seconds"] == INTERVAL_S
+    assert samples["db_server_backup_databases_left_out"] == 0
+    assert samples["db_server_backup_last_size_bytes"] > 0
+    failing = alert_fires(prometheus_image, tmp_path / "failing", "BackupFailing", samples, read_at)
+    assert not failing
+
+    docker_cli("stop", backup)
+    try:
+        # Nothing rewrites the file now: held as it is, BackupsStale fires on it.
+        volume = f"{prod.names.prefix}_metrics"
+        image = prod.config["postgres"]["image"]
+        assert metrics_in_volume(volume, "db_server_backup", image) == samples
+        assert alert_fires(prometheus_image, tmp_path / "stale", "BackupsStale", samples, read_at)
+    finally:
+        docker_cli("start", backup)
 
 
 def test_two_stacks_with_backups_run_side_by_side(

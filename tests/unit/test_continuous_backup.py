@@ -60,6 +60,8 @@ def test_the_server_archives_its_wal_with_pgbackrest_from_a_derived_image(
     assert "archive_timeout=60s" in command
     assert _envs(server)["PGBACKREST_CONFIG"] == "/etc/db-server/pgbackrest.conf"
     assert ("db_server_dev_pgbackrest", "/var/lib/pgbackrest", False) in _mounts(server)
+    # An init as PID 1 reaps archive-push's background processes, not the postmaster.
+    assert server.inputs["init"] is True
     repository = deployment.named("db-server-archive-volume")
     assert repository.inputs["name"] == "db_server_dev_pgbackrest"
 
@@ -72,6 +74,7 @@ def test_without_the_archive_the_server_runs_its_own_image_as_before(
     server = deployment.named("db-server-postgres")
     assert server.inputs["image"] == "sha256:db-server-postgres-image"
     assert not any("archive" in part for part in server.inputs["command"])
+    assert "init" not in server.inputs  # the container as before: no replacement on upgrade
     assert not [r for r in deployment.resources if "archive" in r.name or "pgbackrest" in r.name]
 
 
