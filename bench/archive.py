@@ -58,7 +58,7 @@ def fill(url: str, gb: float) -> tuple[float, int]:
     started = time.monotonic()
     rows = int(gb * 1e9 / (ROW_BYTES + 40))
     batch = 200_000
-    with connect(url, autocommit=True) as conn:
+    with connect(url) as conn:
         conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, pad text)")
         for first in range(0, rows, batch):
             conn.execute(
