@@ -19,7 +19,7 @@ from components.pgbackrest import (
     offsite_repository,
     s3_ca,
 )
-from components.volume_guard import volume_guard
+from components.volume_guard import guarded_volume
 from providers.archive import ArchivePrecheck, ArchiveRestore, OneShotArgs
 from settings import ArchiveSecrets, ArchiveSettings
 
@@ -97,15 +97,13 @@ class ArchiveRepository(pulumi.ComponentResource):
         super().__init__("db-server:archive_repository:ArchiveRepository", name, None, opts)
         settings = args.settings
         self.repository = (
-            docker.Volume(
-                f"{name}-volume",
-                name=settings.volume,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    protect=args.protect,
-                    retain_on_delete=args.retain_on_delete,
-                    hooks=volume_guard(name, args.adopt_existing_volume),
-                ),
+            guarded_volume(
+                name,
+                settings.volume,
+                self,
+                protect=args.protect,
+                retain_on_delete=args.retain_on_delete,
+                adopt_existing=args.adopt_existing_volume,
             )
             if settings.local
             else None

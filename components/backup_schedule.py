@@ -7,7 +7,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components.healthcheck import shell_healthcheck
-from components.volume_guard import volume_guard
+from components.volume_guard import guarded_volume
 from settings import ADMIN_ROLE, REDIS_PORT, BackupSettings
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
@@ -22,6 +22,20 @@ _SCRIPT_FILES = (
     "lib/redis.sh",
 )
 _IN_CONTAINER = "/opt/db-server/scripts"
+
+
+def script_uploads(files: tuple[str, ...]) -> list[docker.ContainerUploadArgs]:
+    """scripts/FILE for each of ``files``, uploaded under /opt/db-server/scripts as it is."""
+    return [
+        docker.ContainerUploadArgs(
+            file=f"{_IN_CONTAINER}/{script}",
+            content=(SCRIPTS / script).read_text(),
+            executable=True,
+        )
+        for script in files
+    ]
+
+
 _POSTGRES_SOCKET_DIR = "/var/run/postgresql"
 _REDIS_PASSWORD_FILE = "/run/secrets/redis_admin_password"
 _BACKUPS = "/backups"
@@ -96,26 +110,17 @@ class BackupSchedule(pulumi.ComponentResource):
         super().__init__("db-server:backup_schedule:BackupSchedule", name, None, opts)
         settings = args.settings
 
-        volume = docker.Volume(
-            f"{name}-volume",
-            name=settings.volume,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                protect=args.protect,
-                retain_on_delete=args.retain_on_delete,
-                hooks=volume_guard(name, args.adopt_existing_volume),
-            ),
+        volume = guarded_volume(
+            name,
+            settings.volume,
+            self,
+            protect=args.protect,
+            retain_on_delete=args.retain_on_delete,
+            adopt_existing=args.adopt_existing_volume,
         )
         self.volume_name = volume.name
 
-        scripts = [
-            docker.ContainerUploadArgs(
-                file=f"{_IN_CONTAINER}/{script}",
-                content=(SCRIPTS / script).read_text(),
-                executable=True,
-            )
-            for script in _SCRIPT_FILES
-        ]
+        scripts = script_uploads(_SCRIPT_FILES)
         secrets = [
             docker.ContainerUploadArgs(
                 file=_REDIS_PASSWORD_FILE,

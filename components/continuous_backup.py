@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.backup_schedule import SCRIPTS
+from components.backup_schedule import script_uploads
 from components.healthcheck import shell_healthcheck
 from components.pgbackrest import (
     ENVIRONMENT,
@@ -133,14 +133,7 @@ class ContinuousBackup(pulumi.ComponentResource):
             volumes.append(
                 docker.ContainerVolumeArgs(volume_name=args.metrics_volume, container_path=_METRICS)
             )
-        uploads = [
-            docker.ContainerUploadArgs(
-                file=f"{_IN_CONTAINER}/{script}",
-                content=(SCRIPTS / script).read_text(),
-                executable=True,
-            )
-            for script in _SCRIPT_FILES
-        ] + config_uploads(settings, args.config)
+        uploads = script_uploads(_SCRIPT_FILES) + config_uploads(settings, args.config)
         if offsite is not None and args.redis_volume is not None:
             volumes.append(
                 docker.ContainerVolumeArgs(

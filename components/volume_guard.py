@@ -10,6 +10,7 @@ volume has the name yet. It never runs for a volume the stack already holds.
 from __future__ import annotations
 
 import pulumi
+import pulumi_docker as docker
 
 
 class VolumeExistsError(Exception):
@@ -50,3 +51,26 @@ def volume_guard(name: str, adopt_existing: bool) -> pulumi.ResourceHookBinding 
         opts=pulumi.ResourceHookOptions(on_dry_run=True),
     )
     return pulumi.ResourceHookBinding(before_create=[hook])
+
+
+def guarded_volume(
+    name: str,
+    volume_name: str | None,
+    parent: pulumi.Resource,
+    *,
+    protect: bool,
+    retain_on_delete: bool,
+    adopt_existing: bool,
+) -> docker.Volume:
+    """A component's volume ``<name>-volume`` holding data: guarded, and protected and retained
+    as the stack says."""
+    return docker.Volume(
+        f"{name}-volume",
+        name=volume_name,
+        opts=pulumi.ResourceOptions(
+            parent=parent,
+            protect=protect,
+            retain_on_delete=retain_on_delete,
+            hooks=volume_guard(name, adopt_existing),
+        ),
+    )
