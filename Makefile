@@ -85,20 +85,23 @@ outputs:
 	    && printf '%s_%s = %s\n' "$(PROJECT)" "$$suffix" "$$url"; \
 	done; true
 
+## The pitr verbs read STACK, TARGET, PROJECT and VOLUME from the environment make gives them,
+## never as text of the recipe: a target is passed as it is, whatever its characters.
+export STACK TARGET PROJECT VOLUME
 ## Point-in-time recovery into a new volume, checked on a scratch server; YES=1 switches to it:
 ## make pitr STACK=prod TARGET='2026-12-01 15:04:05+00' [YES=1]   (or TARGET=latest, name:POINT)
 pitr:
-	@[ -n "$(TARGET)" ] || { echo "pitr: TARGET='YYYY-MM-DD HH:MM:SS+00' (or latest, name:POINT)" >&2; exit 2; }
-	scripts/pitr.sh "$(STACK)" "$(TARGET)" $(if $(YES),--yes)
+	@[ -n "$$TARGET" ] || { echo "pitr: TARGET='YYYY-MM-DD HH:MM:SS+00' (or latest, name:POINT)" >&2; exit 2; }
+	scripts/pitr.sh "$$STACK" "$$TARGET" $(if $(YES),--yes)
 
 ## The stack's PostgreSQL onto a volume make pitr recovered: make pitr-switch STACK=prod VOLUME=...
 pitr-switch:
-	scripts/pitr.sh "$(STACK)" --switch "$(VOLUME)"
+	scripts/pitr.sh "$$STACK" --switch "$$VOLUME"
 
 ## One project's database back to a point in time, the others untouched:
 ## make pitr-project STACK=prod PROJECT=shop TARGET='2026-12-01 15:04:05+00'
 pitr-project:
-	scripts/pitr.sh "$(STACK)" "$(TARGET)" --project "$(PROJECT)"
+	scripts/pitr.sh "$$STACK" "$$TARGET" --project "$$PROJECT"
 
 ## A lost host: the servers made again from the archive in object storage: make rebuild STACK=prod [YES=1]
 rebuild: install
