@@ -155,48 +155,52 @@ def _shot(props: dict[str, Any]) -> OneShot:
     return OneShot(**{key: props[key] for key in _SHOT_FIELDS if key in props})
 
 
-def _volume_created(name: str) -> str | None:
-    """When the Docker volume of that name was made, or None where there is none: a volume made
-    again under the same name (a lost host, a rebuild) is another volume."""
+def _volume_is_empty(name: str, image: str) -> bool | None:
+    """Whether the Docker volume of that name holds no file (one made again under its name: a
+    lost host, a rebuild), or None where there is no such volume. Docker's CreatedAt cannot
+    tell: it is the mtime of the volume's folder."""
     import docker
 
     client = docker.from_env()
     try:
-        return str(client.volumes.get(name).attrs.get("CreatedAt", ""))
+        client.volumes.get(name)
+        listing = client.containers.run(
+            image,
+            entrypoint=["ls", "-A", "/volume"],
+            volumes={name: {"bind": "/volume", "mode": "ro"}},
+            network_mode="none",
+            user="root",
+            remove=True,
+        )
     except docker.errors.NotFound:
         return None
     finally:
         client.close()
+    return not listing.strip()
 
 
 class _OnTheDataVolume(ResourceProvider):
-    """What runs once per data volume. It records when the volume was made; a refresh that finds
-    the volume gone, or made again since (a lost host: `make rebuild` makes the volumes anew
-    before it reads this), reports the resource gone too, so that the update runs it again, on
-    the new volume."""
+    """What runs once per data volume: a refresh that finds the volume gone, or empty (a lost
+    host: `make rebuild` makes the volumes anew before it reads this), reports the resource gone
+    too, so that the update runs it again, on the new volume. A volume in use is never empty."""
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        created = _volume_created(props["data_volume"])
-        if created is None or created != props.get("volume_created", created):
+        if _volume_is_empty(props["data_volume"], props["image"]) is not False:
             return ReadResult("", {})
         return ReadResult(id_, props)
-
-    @staticmethod
-    def _outs(props: dict[str, Any]) -> dict[str, Any]:
-        return {**props, "volume_created": _volume_created(props["data_volume"])}
 
 
 class _PrecheckProvider(_OnTheDataVolume):
     def create(self, props: dict[str, Any]) -> CreateResult:
         run_one_shot(_shot(props), "archive-precheck.sh", timeout_s=600)
-        return CreateResult(id_=props["name"], outs=self._outs(props))
+        return CreateResult(id_=props["name"], outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_fields(olds, news, _SHOT_FIELDS, ())
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         run_one_shot(_shot(news), "archive-precheck.sh", timeout_s=600)
-        return UpdateResult(outs=self._outs(news))
+        return UpdateResult(outs=news)
 
 
 class _RestoreProvider(_OnTheDataVolume):
@@ -207,13 +211,13 @@ class _RestoreProvider(_OnTheDataVolume):
         if props["env"].get("ARCHIVE_RESTORE"):
             shot = replace(_shot(props), read_only_data=False)
             run_one_shot(shot, "archive-restore.sh", timeout_s=24 * 3600)
-        return CreateResult(id_=props["data_volume"], outs=self._outs(props))
+        return CreateResult(id_=props["data_volume"], outs=props)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return diff_fields(olds, news, _SHOT_FIELDS, ("data_volume",))
 
-    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={**news, "volume_created": olds.get("volume_created")})
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=news)
 
 
 class ArchiveReadyProvider(ResourceProvider):
@@ -229,21 +233,38 @@ class ArchiveReadyProvider(ResourceProvider):
         return UpdateResult(outs=news)
 
 
+_LOCKED = "[050]"
+"""pgBackRest's "unable to acquire lock": an archive-push of the server's holds it, for a moment."""
+
+_ATTEMPTS = 10
+
+
 def check_in_server(container_name: str) -> None:
-    """stanza-create, then check, in the server's container; raises with pgBackRest's words."""
+    """stanza-create, then check, in the server's container; raises with pgBackRest's words.
+
+    The server's own archive-push may hold the archive's lock just after it starts: tried again
+    then, for a minute at most. The check waits two minutes for its WAL segment to be archived
+    (a busy host), longer than archive-push's own timeout, never forever."""
+    import time
+
     import docker
 
     client = docker.from_env()
     try:
         container = client.containers.get(container_name)
-        for command in (["pgbackrest", "stanza-create"], ["pgbackrest", "check"]):
-            result = container.exec_run(command, user="postgres", stream=False)
-            if result.exit_code != 0:
+        for command in (
+            ["pgbackrest", "stanza-create"],
+            ["pgbackrest", "check", "--archive-timeout=120"],
+        ):
+            for attempt in range(_ATTEMPTS):
+                result = container.exec_run(command, user="postgres", stream=False)
                 output = result.output if isinstance(result.output, bytes) else b""
-                raise _explain(
-                    f"pgBackRest `{command[1]}` in {container_name}",
-                    output.decode(errors="replace"),
-                )
+                text = output.decode(errors="replace")
+                if result.exit_code == 0:
+                    break
+                if _LOCKED not in text or attempt == _ATTEMPTS - 1:
+                    raise _explain(f"pgBackRest `{command[1]}` in {container_name}", text)
+                time.sleep(6)
     finally:
         client.close()
 
