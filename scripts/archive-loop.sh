@@ -24,15 +24,19 @@ check_interval="${ARCHIVE_CHECK_INTERVAL_SECONDS:?}"
 redis_keep="${ARCHIVE_REDIS_KEEP:-7}"
 
 backups() {
-  local repo newest full type
+  local repo info newest full type
   for repo in $ARCHIVE_REPOS; do
-    newest="$(newest_backup "$repo")" || { log "repo$repo: no answer to info"; continue; }
-    # What the healthcheck reads: the repository's own word, not this container's memory.
+    # The repository's own word, kept for the healthcheck and the metrics, which never wait
+    # for an object store themselves.
+    info="$STATE_DIR/info-repo$repo.json"
+    archive_info "$repo" >"$info.tmp" || { log "repo$repo: no answer to info"; continue; }
+    mv -f "$info.tmp" "$info"
+    newest="$(newest_backup <"$info")"
     printf '%s\n' "$newest" >"$STATE_DIR/newest-repo$repo"
     (($(date +%s) - newest >= backup_interval)) || continue
     # A failed backup is tried again after 10 minutes, not every 30 s.
     (($(date +%s) - $(last_run "backup-repo$repo-failed") >= 600)) || continue
-    full="$(newest_backup "$repo" full)" || continue
+    full="$(newest_backup full <"$info")"
     if ((full == 0 || $(date +%s) - full >= full_interval)); then type="full"; else type="diff"; fi
     log "repo$repo: $type backup"
     # The backup waits for its last WAL segment longer than archive-push does (archive-timeout):
@@ -91,10 +95,11 @@ metrics() {
     echo "# TYPE db_server_archive_last_backup_size_bytes gauge"
     for repo in $ARCHIVE_REPOS; do
       # A repository without a backup shows as one made at 0, so ArchiveBackupStale fires.
-      archive_info "$repo" 2>/dev/null | jq -r --arg repo "$repo" '
+      jq -r --arg repo "$repo" '
         ((.[0].backup // []) | last // {type: "none", timestamp: {stop: 0}}) |
         "db_server_archive_last_backup_timestamp_seconds{repo=\"\($repo)\",type=\"\(.type)\"} \(.timestamp.stop)",
-        "db_server_archive_last_backup_size_bytes{repo=\"\($repo)\"} \(.info.repository.delta // 0)"' || true
+        "db_server_archive_last_backup_size_bytes{repo=\"\($repo)\"} \(.info.repository.delta // 0)"' \
+        "$STATE_DIR/info-repo$repo.json" 2>/dev/null || true
     done
     echo "# TYPE db_server_archive_drill_last_success_timestamp_seconds gauge"
     echo "db_server_archive_drill_last_success_timestamp_seconds $(last_run drill)"
@@ -112,10 +117,21 @@ metrics() {
   } | write_metrics db_server_archive
 }
 
+# The metrics every 30 s, in a loop of their own: a task waiting on an unreachable object store
+# never holds them up (they read the server and this container's state files only).
+metrics_loop() {
+  while :; do
+    metrics || log "metrics FAILED"
+    sleep 30
+  done
+}
+
 main() {
-  local stanza=0
-  trap 'exit 0' TERM INT
+  local stanza=0 metrics_pid
   mkdir -p "$STATE_DIR"
+  metrics_loop &
+  metrics_pid=$!
+  trap 'kill "$metrics_pid" 2>/dev/null; exit 0' TERM INT
   while :; do
     if ((!stanza)); then
       if pgbr stanza-create; then stanza=1; else log "stanza-create FAILED; tried again in 30 s"; fi
@@ -132,7 +148,6 @@ main() {
         redis_offsite
       fi
     fi
-    metrics || log "metrics FAILED"
     # In the background, so a stop signal ends the wait at once.
     sleep 30 &
     wait $!

@@ -33,12 +33,13 @@ archive_info() {
   pgbr "$@" info --output=json --repo="$repo" | LC_ALL=C tr -cd '\40-\176'
 }
 
-# Seconds since the epoch of the newest backup's end in REPO, of TYPE (full, or any), or 0.
-#   newest_backup REPO [full]
+# Seconds since the epoch of the newest backup's end in the `info` JSON on stdin, of TYPE (full,
+# or any), or 0.
+#   newest_backup [full] < info.json
 newest_backup() {
-  local repo="$1" type="${2:-}" filter='.'
-  [[ -n "$type" ]] && filter='map(select(.type == "full"))'
-  archive_info "$repo" | jq -r "[.[0].backup // [] | $filter | .[].timestamp.stop] | max // 0"
+  local filter='.'
+  [[ -n "${1:-}" ]] && filter='map(select(.type == "full"))'
+  jq -r "[.[0].backup // [] | $filter | .[].timestamp.stop] | max // 0"
 }
 
 # Whether the newest backup in REPO, restored, fits into DIR's filesystem with a tenth and 1 GiB
