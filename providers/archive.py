@@ -118,7 +118,7 @@ def run_one_shot(shot: OneShot, script: str, timeout_s: int = 1800) -> str:
         files["/etc/db-server/s3-ca.pem"] = shot.ca
     try:
         with contextlib.suppress(docker.errors.NotFound):  # a killed run's
-            client.containers.get(shot.name).remove(force=True)
+            client.containers.get(shot.name).remove(force=True, v=True)
         container = client.containers.create(
             shot.image,
             entrypoint=["bash", f"{_IN_CONTAINER}/{script}"],
@@ -140,7 +140,7 @@ def run_one_shot(shot: OneShot, script: str, timeout_s: int = 1800) -> str:
             status = container.wait(timeout=timeout_s)
             output = container.logs().decode(errors="replace")
         finally:
-            container.remove(force=True)
+            container.remove(force=True, v=True)
     finally:
         client.close()
     if status.get("StatusCode") != 0:
@@ -164,14 +164,20 @@ def _volume_is_empty(name: str, image: str) -> bool | None:
     client = docker.from_env()
     try:
         client.volumes.get(name)
-        listing = client.containers.run(
+        container = client.containers.create(
             image,
             entrypoint=["ls", "-A", "/volume"],
             volumes={name: {"bind": "/volume", "mode": "ro"}},
             network_mode="none",
             user="root",
-            remove=True,
         )
+        try:
+            container.start()
+            container.wait(timeout=120)
+            listing = container.logs(stdout=True, stderr=False)
+        finally:
+            # With the anonymous volumes the image declares (the official image's data path).
+            container.remove(force=True, v=True)
     except docker.errors.NotFound:
         return None
     finally:

@@ -50,7 +50,7 @@ config_tar() { docker cp "$archive:/etc/db-server" -; }
 shot() {
   local name="$1"
   shift
-  docker rm -f "$name" >/dev/null 2>&1 || true
+  docker rm -fv "$name" >/dev/null 2>&1 || true
   # --init: pgBackRest's asynchronous archive-get leaves processes for PID 1 to reap.
   docker create --init --name "$name" --network "$network" --env PGDATA="$data_path" \
     --env PGBACKREST_CONFIG=/etc/db-server/pgbackrest.conf --env PGBACKREST_STANZA=db \
@@ -113,13 +113,13 @@ print(db[-1].get("system-id", "-"), backups[-1].get("info", {}).get("size", 0))'
   shot "$restore" --user root --entrypoint bash "$image" -c \
     "chown postgres:postgres '$data_path' && chmod 700 '$data_path' && exec setpriv --reuid=postgres --regid=postgres --init-groups pgbackrest --repo=$repo ${args[*]@Q} restore"
   if ! out="$(docker start --attach "$restore" 2>&1)"; then
-    docker rm -f "$restore" >/dev/null
+    docker rm -fv "$restore" >/dev/null
     printf '%s\n' "$out" | grep -E 'ERROR|HINT' | sanitize >&2 || true
     [[ "$out" == *"unable to find backup set"* ]] &&
       die "$target is before the oldest backup in repo$repo: nothing restored, the live server is untouched"
     die "the restore failed: nothing restored, the live server is untouched"
   fi
-  docker rm -f "$restore" >/dev/null
+  docker rm -fv "$restore" >/dev/null
 }
 
 check_scratch() {
@@ -160,7 +160,7 @@ check_scratch() {
   done <<<"$databases"
 }
 
-stop_scratch() { docker rm -f "$scratch" >/dev/null 2>&1 || true; }
+stop_scratch() { docker rm -fv "$scratch" >/dev/null 2>&1 || true; }
 
 # On any exit: the scratch server gone, the archive's container running again, temporary files
 # (a project's dump, the exported state) removed, and a restored volume that was not switched to

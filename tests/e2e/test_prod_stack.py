@@ -100,7 +100,11 @@ def _health(container: str) -> str:
 def test_prod_a_second_preview_right_after_up_is_empty(prod: E2EStack) -> None:
     """Memory limits, swap, server parameters, log options: nothing reads back differently."""
     prod.preview(expect_no_changes=True)
+    dangling = ("volume", "ls", "--quiet", "--filter", "dangling=true")
+    before = set(docker_cli(*dangling).split())
     prod.preview(refresh=True, expect_no_changes=True)
+    # The refresh looks into the data volume in a container of its own, and leaves nothing.
+    assert set(docker_cli(*dangling).split()) - before == set()
     inspect = docker_cli(
         "inspect",
         "--format",
