@@ -2,10 +2,13 @@
 # Unattended (scripts, cron, CI): YES=1 answers Pulumi's confirmation (never a protection: a
 # prod destroy still stops at `protect`), ARGS= adds Pulumi flags. Without a terminal and
 # without YES=1, a verb that would ask fails at once instead of waiting.
+# Exit codes are Pulumi's (0 done, non-zero failed); make repair adds 3: locked by a deploy that
+# runs. A first `make up` needs no login, stack or passphrase: scripts/stack-env.sh makes them.
 STACK ?= dev
 VENV := venv
 PYTHON := $(VENV)/bin/python
-PULUMI := pulumi --stack $(STACK)
+STACK_ENV := scripts/stack-env.sh $(STACK)
+PULUMI := $(STACK_ENV) pulumi --stack $(STACK)
 CONFIRM := $(if $(YES),--yes) $(ARGS)
 
 .PHONY: install test unit lint bench bench-load bench-archive preview up repair destroy retire forget-container outputs pitr pitr-switch pitr-project rebuild
@@ -53,14 +56,16 @@ lint: install
 preview: install
 	$(PULUMI) preview --diff $(ARGS)
 
+## Deploys STACK, creating it (and a local backend and passphrase) on a first run.
 up: install
-	$(PULUMI) up $(CONFIRM)
+	$(STACK_ENV) --create pulumi --stack $(STACK) up $(CONFIRM)
 
-## Bring back containers that were removed or lost, on their volumes: make repair STACK=prod
-## A refresh that runs the program reads each resource when the program reaches it, so the
-## containers are recreated before anything dials the server they hold.
+## After an interrupted deploy, or containers removed or lost: make repair STACK=prod [YES=1]
+## A stale lock is removed (a live one stops it), each pending operation is looked up in the
+## real world and imported or cleared, then a refresh that runs the program reads each resource
+## when the program reaches it, so containers are made again before anything dials their server.
 repair: install
-	$(PULUMI) up --refresh --run-program $(CONFIRM)
+	$(STACK_ENV) $(PYTHON) -m repair $(STACK) $(if $(YES),--yes) -- $(ARGS)
 
 destroy: install
 	$(PULUMI) destroy $(CONFIRM)
@@ -68,20 +73,20 @@ destroy: install
 ## Let prod forget a project removed from projects.py, keeping its database, role and data:
 ## make retire PROJECT=shop STACK=prod, then make up STACK=prod (its Redis user is switched off)
 retire:
-	@urns=$$(pulumi stack --stack $(STACK) --show-urns | tr -s ' \t' '\n' | \
+	@urns=$$($(PULUMI) stack --show-urns | tr -s ' \t' '\n' | \
 	  grep -E '^urn:pulumi:.*ProjectDatabase\$$.*::$(PROJECT)-(role|database|redis-user)$$'); \
 	[ -n "$$urns" ] || { echo "retire: no project $(PROJECT) in stack $(STACK)" >&2; exit 1; }; \
-	pulumi state unprotect --stack $(STACK) --yes $$urns
+	$(PULUMI) state unprotect --yes $$urns
 
 ## Before a service moves to an external server: make forget-container SERVICE=postgres STACK=prod
 ## The stack forgets the container and its volume; Docker keeps both, data and all.
 forget-container:
-	scripts/forget-container.sh "$(SERVICE)" "$(STACK)"
+	$(STACK_ENV) scripts/forget-container.sh "$(SERVICE)" "$(STACK)"
 
 ## Print one project's URLs: make outputs PROJECT=crypto_ai_agent
 outputs:
 	@for suffix in url host_url pooled_url host_pooled_url redis_url host_redis_url; do \
-	  url=$$(pulumi stack output --stack $(STACK) --show-secrets "$(PROJECT)_$$suffix" 2>/dev/null) \
+	  url=$$($(PULUMI) stack output --show-secrets "$(PROJECT)_$$suffix" 2>/dev/null) \
 	    && printf '%s_%s = %s\n' "$(PROJECT)" "$$suffix" "$$url"; \
 	done; true
 
@@ -92,17 +97,17 @@ export STACK TARGET PROJECT VOLUME
 ## make pitr STACK=prod TARGET='2026-12-01 15:04:05+00' [YES=1]   (or TARGET=latest, name:POINT)
 pitr:
 	@[ -n "$$TARGET" ] || { echo "pitr: TARGET='YYYY-MM-DD HH:MM:SS+00' (or latest, name:POINT)" >&2; exit 2; }
-	scripts/pitr.sh "$$STACK" "$$TARGET" $(if $(YES),--yes)
+	$(STACK_ENV) scripts/pitr.sh "$$STACK" "$$TARGET" $(if $(YES),--yes)
 
 ## The stack's PostgreSQL onto a volume make pitr recovered: make pitr-switch STACK=prod VOLUME=...
 pitr-switch:
-	scripts/pitr.sh "$$STACK" --switch "$$VOLUME"
+	$(STACK_ENV) scripts/pitr.sh "$$STACK" --switch "$$VOLUME"
 
 ## One project's database back to a point in time, the others untouched:
 ## make pitr-project STACK=prod PROJECT=shop TARGET='2026-12-01 15:04:05+00'
 pitr-project:
-	scripts/pitr.sh "$$STACK" "$$TARGET" --project "$$PROJECT"
+	$(STACK_ENV) scripts/pitr.sh "$$STACK" "$$TARGET" --project "$$PROJECT"
 
 ## A lost host: the servers made again from the archive in object storage: make rebuild STACK=prod [YES=1]
 rebuild: install
-	scripts/rebuild-host.sh "$(STACK)" $(if $(YES),--yes)
+	$(STACK_ENV) scripts/rebuild-host.sh "$(STACK)" $(if $(YES),--yes)

@@ -9,7 +9,8 @@ The user's password is made when the user is created, with ``secrets``, and kept
 secret output: every later update, and a user a refresh finds missing, gets the same password
 again, so the project's URL never changes under it. Users created when the password was an input
 keep the one their state holds. Replacing the user makes a new password: ``pulumi up --replace
-<urn>`` rotates it.
+<urn>`` rotates it. A user whose create was cut short (``make repair`` imports it) has no password
+in state: its next update gives it a new one.
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ class _RedisUserProvider(ResourceProvider):
         return diff
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        outs = {**news, "password": olds["password"]}
+        # No password in state: a user `make repair` imported after a create that was cut
+        # short, made with a password nobody recorded. It gets a new one.
+        outs = {**news, "password": olds.get("password") or new_password()}
         _apply(outs)
         return UpdateResult(outs=outs)
 
@@ -124,8 +127,10 @@ class _RedisUserProvider(ResourceProvider):
             # in program order; its preview must get past this.
             return ReadResult(id_, props)
         # Gone (a volume restored without it, a user deleted by hand): the next update
-        # makes it again, with the password its project's URL carries.
-        return ReadResult(id_, props if exists else {**props, _MISSING: True})
+        # makes it again, with the password its project's URL carries. There but with no
+        # password in state (imported by `make repair`): the next update sets a new one.
+        missing = not exists or not props.get("password")
+        return ReadResult(id_, {**props, _MISSING: True} if missing else props)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         with _admin(props) as admin:

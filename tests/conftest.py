@@ -30,6 +30,7 @@ PROGRAM_PATHS = (
     "requirements.txt",
     "components",
     "providers",
+    "repair",
     "scripts",
     "images",
     "Makefile",

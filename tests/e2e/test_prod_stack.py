@@ -32,6 +32,7 @@ from tests.e2e.harness import (
     redis_client,
     secrets_in,
 )
+from tests.e2e.interrupt import Step, unknown_objects, up_killed_at
 
 pytestmark = pytest.mark.e2e
 
@@ -230,8 +231,10 @@ def test_f_removing_a_project_stops_on_protect_and_drops_nothing(prod: E2EStack)
 
 
 def test_f_after_the_documented_retire_step_up_forgets_the_project_and_keeps_its_data(
-    prod: E2EStack,
+    prod: E2EStack, real_plugins: str
 ) -> None:
+    """... even when that up is killed halfway and `make repair` finishes it."""
+    pulumi_cli = real_plugins
     legacy_url = prod.project_url(LEAVING.name)
     legacy_redis_url = prod.project_url(LEAVING.name, "host_redis_url")
     retire = subprocess.run(
@@ -251,12 +254,34 @@ def test_f_after_the_documented_retire_step_up_forgets_the_project_and_keeps_its
         check=False,
     )
     assert retire.returncode == 0, retire.stderr
+    redis_admin = prod.outputs()["redis_admin_host_url"]
 
-    _, events = prod.up()
+    # The up that forgets it is killed halfway, once its Redis user was switched off.
+    with redis_client(redis_admin) as admin:
 
-    assert events.changed(), "up changed nothing"
-    assert set(events.changed().values()) == {"delete"}  # forgotten: retain_on_delete
+        def switched_off(_step: Step) -> bool:
+            user = admin.acl_getuser(LEAVING.user)
+            return user is not None and "off" in user["flags"]
+
+        killed = up_killed_at(
+            prod,
+            pulumi_cli,
+            step=lambda step: (
+                step["op"] == "delete" and step["urn"].endswith(f"::{LEAVING.name}-redis-user")
+            ),
+            there=switched_off,
+        )
+    assert killed.pending, "the kill left nothing pending"
+    repaired = prod.make("repair", f"STACK={prod.stack_name}", "YES=1")
+    print(repaired.stdout)
+    assert repaired.returncode == 0, repaired.stdout[-4000:] + repaired.stderr[-4000:]
+    assert "pending delete of" in repaired.stdout
+
     assert f"{LEAVING.name}_url" not in prod.outputs()
+    assert not [r for r in prod.pulumi("stack", "--show-urns").split() if f"::{LEAVING.name}-" in r]
+    assert unknown_objects(prod, kept=frozenset({LEAVING.name, LEAVING.user})) == []
+    _, events = prod.preview()
+    assert events.changed() == {}
     with connect(legacy_url) as conn:  # role, password, database and rows all still there
         assert conn.execute("SELECT count(*) FROM ledger").fetchone() == (500,)
     # Its Redis user is switched off, its keys stay for the project's return.

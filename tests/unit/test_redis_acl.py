@@ -255,3 +255,24 @@ def test_a_refresh_that_finds_the_user_changes_nothing(monkeypatch: pytest.Monke
 
     assert (read.id, read.outs) == ("shop_user", state)
     assert not _RedisUserProvider().diff("shop_user", _outs(read), dict(USER)).changes
+
+
+def test_a_user_imported_after_a_cut_short_create_gets_a_new_password(
+    monkeypatch: pytest.MonkeyPatch, applied: list[dict[str, object]]
+) -> None:
+    # `make repair` imports a user whose create was killed: its state has no password.
+    provider = _RedisUserProvider()
+    imported = {**USER, "password": None}
+    monkeypatch.setattr(redis_user, "_admin", lambda _props: _FakeAdmin(users={"shop_user"}))
+
+    read = provider.read("shop_user", imported)
+    diff = provider.diff("shop_user", _outs(read), dict(USER))
+    updated = provider.update("shop_user", _outs(read), dict(USER))
+
+    assert diff.changes
+    assert not diff.replaces
+    password = _outs(updated)["password"]
+    assert isinstance(password, str)
+    assert len(password) == 40
+    assert applied == [updated.outs]
+    assert "missing" not in _outs(updated)
