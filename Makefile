@@ -2,8 +2,8 @@
 # Unattended (scripts, cron, CI): YES=1 answers Pulumi's confirmation (never a protection: a
 # prod destroy still stops at `protect`), ARGS= adds Pulumi flags. Without a terminal and
 # without YES=1, a verb that would ask fails at once instead of waiting.
-# Exit codes are Pulumi's (0 done, non-zero failed); make repair adds 3: locked by a deploy that
-# runs. A first `make up` needs no login, stack or passphrase: scripts/stack-env.sh makes them.
+# make exits 0 when a verb is done and non-zero when it failed; the failing step's own code is
+# in make's "Error N" line (make repair's: 1 failed, 2 wrong use, 3 locked by a deploy that runs). A first `make up` needs no login, stack or passphrase: scripts/stack-env.sh makes them.
 STACK ?= dev
 VENV := venv
 PYTHON := $(VENV)/bin/python
@@ -65,7 +65,7 @@ up: install
 ## real world and imported or cleared, then a refresh that runs the program reads each resource
 ## when the program reaches it, so containers are made again before anything dials their server.
 repair: install
-	$(STACK_ENV) $(PYTHON) -m repair $(STACK) $(if $(YES),--yes) -- $(ARGS)
+	$(STACK_ENV) $(PYTHON) -m repair $(STACK) $(if $(YES),--yes) $(if $(ARGS),-- $(ARGS))
 
 destroy: install
 	$(PULUMI) destroy $(CONFIRM)

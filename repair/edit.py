@@ -40,9 +40,12 @@ def resolved(raw: dict[str, Any], actions: list[Action]) -> dict[str, Any]:
         same = [r for r in resources if r.get("urn") == resource["urn"]]
         if any(not (r.get("pendingReplacement") or r.get("delete")) for r in same):
             raise EditError(f"{resource['urn']} is in the state already and pending a create")
-        resources = [r for r in resources if r.get("urn") != resource["urn"]]
         outputs = dict(resource.get("outputs") or resource.get("inputs") or {})
-        resources.append({**resource, "id": action.id, "outputs": outputs})
+        imported = {**resource, "id": action.id, "outputs": outputs}
+        # In the old one's place, so what depends on it still comes after it; else last.
+        place = next((i for i, r in enumerate(resources) if r.get("urn") == resource["urn"]), None)
+        resources = [r for r in resources if r.get("urn") != resource["urn"]]
+        resources.insert(len(resources) if place is None else place, imported)
     body["resources"] = resources
     body["pending_operations"] = []
     return state

@@ -75,14 +75,15 @@ def up_killed_at(
                 *("--event-log", str(events), "--stack", stack.stack_name),
             ],
             cwd=stack.workdir,
-            env={**os.environ, **stack.stack.workspace.env_vars},
+            # --event-log is one of the CLI's debug flags (the Automation API's event stream).
+            env={**os.environ, **stack.stack.workspace.env_vars, "PULUMI_DEBUG_COMMANDS": "true"},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
-        hit = _wait_for_step(up, events, step, start)
+        hit = _wait_for_step(up, events, output, step, start)
         deadline = time.monotonic() + THERE_TIMEOUT_S
         while not there(hit):
             _still_running(up, output, "its object showed up")
@@ -97,7 +98,11 @@ def up_killed_at(
 
 
 def _wait_for_step(
-    up: subprocess.Popen[bytes], events: Path, step: Callable[[Step], bool], start: float
+    up: subprocess.Popen[bytes],
+    events: Path,
+    output: Path,
+    step: Callable[[Step], bool],
+    start: float,
 ) -> Step:
     offset = 0
     while True:
@@ -105,7 +110,7 @@ def _wait_for_step(
         for begun in steps:
             if step(begun):
                 return begun
-        _still_running(up, None, "the step began")
+        _still_running(up, output, "the step began")
         assert time.monotonic() - start < KILL_TIMEOUT_S, "the step never began"
         time.sleep(0.01)
 
@@ -157,7 +162,7 @@ def _text(value: bytes | str) -> str:
 def unknown_objects(stack: E2EStack, kept: frozenset[str] = frozenset()) -> list[str]:
     """What exists in Docker, PostgreSQL or Redis under the stack and its state does not hold
     (and what the state holds that does not exist); ``kept`` are names retained on purpose."""
-    state = json.loads(stack.state_file())["deployment"]
+    state = json.loads(stack.state_file())["checkpoint"]["latest"]
     names: dict[str, set[str]] = {}
     for resource in state.get("resources") or []:
         kind = str(resource.get("type")).split("/")[-1].split(":")[0]

@@ -138,13 +138,16 @@ def test_the_state_gets_the_imports_with_their_ids_and_no_pending_operation() ->
 
 
 def test_an_import_takes_the_place_of_the_old_one_a_replacement_deleted() -> None:
+    # What depends on the container must still come after it in the state.
     old = {**_res(REDIS, name="r"), "id": "old", "pendingReplacement": True}
+    ready = {**_res(USER), "id": "ready", "dependencies": [REDIS]}
     state = resolved(
-        _state([old], [_creating(_res(REDIS, name="r"))]),
+        _state([old, ready], [_creating(_res(REDIS, name="r"))]),
         [Action(REDIS, "import", "", id="new", replace=True)],
     )
 
-    assert [(r["urn"], r["id"]) for r in state["deployment"]["resources"]] == [(REDIS, "new")]
+    resources = state["deployment"]["resources"]
+    assert [(r["urn"], r["id"]) for r in resources] == [(REDIS, "new"), (USER, "ready")]
 
 
 def test_a_pending_create_of_what_the_state_holds_already_is_refused() -> None:
