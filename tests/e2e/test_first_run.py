@@ -32,6 +32,8 @@ def clone(
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(repo)], check=True, timeout=120)
     # The test's environment stands in for the one `make install` makes (same requirements).
     (repo / "venv").symlink_to(Path(sys.prefix))
+    made = (repo / "venv" / ".installed").stat().st_mtime
+    os.utime(repo / "requirements.txt", (made - 1, made - 1))  # make sees the venv as made
     names = Names()
     stack_file = repo / "Pulumi.dev.yaml"
     config = yaml.safe_load(stack_file.read_text())
