@@ -62,6 +62,7 @@ def release_stale_locks(stack: Stack) -> bool:
 
 def resolve_pending(stack: Stack, confirm: bool) -> list[Action] | None:
     """Looks up and resolves the pending operations; the actions taken, None if declined."""
+    baseline = stack.export().raw
     revealed = stack.export(show_secrets=True)
     if not revealed.pending:
         say("no pending operations")
@@ -75,7 +76,14 @@ def resolve_pending(stack: Stack, confirm: bool) -> list[Action] | None:
         say(action.line)
     if confirm and input("repair: apply these to the state? [y/N] ").strip().lower() != "y":
         return None
-    edited = resolved(stack.export().raw, actions)
+    current = stack.export().raw
+    if current.get("deployment", {}).get("resources") != baseline.get("deployment", {}).get(
+        "resources"
+    ) or current.get("deployment", {}).get("pending_operations") != baseline.get(
+        "deployment", {}
+    ).get("pending_operations"):
+        raise EditError("the state changed while the repair looked (a deploy ran): run it again")
+    edited = resolved(current, actions)
     with tempfile.TemporaryDirectory(prefix="db-server-repair-") as folder:
         path = Path(folder) / "state.json"
         path.write_text(json.dumps(edited))  # secrets as the export wrote them: encrypted
@@ -108,7 +116,7 @@ def main(argv: list[str]) -> int:
         say(f"stopped, nothing more changed: {error}")
         return 1
     if actions is None:
-        say("declined; nothing changed")
+        say("declined; the state is as it was")
         return 1
     replace = [flag for a in actions if a.replace for flag in ("--replace", a.urn)]
     up = ["up", "--refresh", "--run-program", *replace, *(["--yes"] if args.yes else [])]

@@ -42,6 +42,9 @@ def resolved(raw: dict[str, Any], actions: list[Action]) -> dict[str, Any]:
             raise EditError(f"{resource['urn']} is in the state already and pending a create")
         outputs = dict(resource.get("outputs") or resource.get("inputs") or {})
         imported = {**resource, "id": action.id, "outputs": outputs}
+        if action.replace:
+            # Tainted: replaced by the next `up` that succeeds, even if this repair's is cut short.
+            imported["taint"] = True
         # In the old one's place, so what depends on it still comes after it; else last.
         place = next((i for i, r in enumerate(resources) if r.get("urn") == resource["urn"]), None)
         resources = [r for r in resources if r.get("urn") != resource["urn"]]

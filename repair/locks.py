@@ -3,13 +3,15 @@
 A ``file://`` backend keeps one lock file per running update (``.pulumi/locks/.../<stack>/
 <id>.json``, written by the CLI: its pid, user, host and start time). A killed ``pulumi up``
 leaves its file behind, and every later command stops on it. Such a lock is stale only when it
-was taken on this host and its process is gone (or the pid now belongs to something that is not
-Pulumi): then its file, and only that file, is removed, which is what ``pulumi cancel`` does on a
-``file://`` backend. A lock from another host, or whose process runs, is never touched.
+was taken on this host by this user and its process is gone (or the pid now belongs to
+something that is not Pulumi): then its file, and only that file, is removed, which is what
+``pulumi cancel`` does on a ``file://`` backend. A lock from another host or user, or whose
+process runs, is never touched.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import socket
@@ -67,19 +69,26 @@ def stack_locks(folder: Path, project: str, stack: str) -> list[Lock]:
 
 
 def _runs_pulumi(pid: int) -> bool:
-    """Whether a process of that pid runs on this host and is a Pulumi CLI."""
+    """Whether a process of that pid runs on this host and is a Pulumi CLI. In any doubt (a
+    process this user may not see into) it counts as running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
     except OSError:
-        return True  # there, and not ours to read: count it as running
+        return True
     program = cmdline.split(b"\0", 1)[0]
     return os.path.basename(program).startswith(b"pulumi")
 
 
 def is_stale(lock: Lock) -> bool:
-    """Taken on this host by a process that is gone. Anything else counts as held."""
-    if lock.host != socket.gethostname() or lock.pid <= 0:
+    """Taken on this host, by this user, by a process that is gone. Anything else counts as
+    held: another user's process may be hidden from this one (``hidepid``), and a deploy in a
+    container has pids of its own."""
+    if lock.host != socket.gethostname() or lock.pid <= 0 or lock.user != getpass.getuser():
         return False
     return not _runs_pulumi(lock.pid)

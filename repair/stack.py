@@ -41,17 +41,15 @@ class Stack:
             check=False,
         )
         if done.returncode != 0:
-            raise PulumiError((done.stderr or done.stdout).strip())
+            # Never its standard output: a failed `export --show-secrets` may hold the state.
+            raise PulumiError(done.stderr.strip() or f"pulumi {args[0]} failed")
         return done.stdout
 
     def stream(self, *args: str, timeout: float = 3600) -> int:
-        """A CLI command whose output goes to the user as it comes; its exit code."""
+        """A CLI command whose output goes to the user as it comes, on the user's terminal where
+        there is one (Pulumi asks there without --yes); its exit code."""
         return subprocess.run(
-            ["pulumi", *args, "--stack", self.name],
-            cwd=self.cwd,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
+            ["pulumi", *args, "--stack", self.name], cwd=self.cwd, timeout=timeout, check=False
         ).returncode
 
     def backend_url(self) -> str:

@@ -15,6 +15,10 @@ set -euo pipefail
 
 stack=${1:?usage: stack-env.sh STACK [--create] COMMAND...}
 shift
+if [[ ! $stack =~ ^[A-Za-z0-9_.-]+$ || $stack == .* ]]; then
+  echo "db-server: STACK must be a plain stack name (letters, digits, _ . -), got '$stack'" >&2
+  exit 2
+fi
 create=false
 if [[ ${1:-} == --create ]]; then
   create=true
@@ -32,9 +36,12 @@ sys.exit(0 if json.load(open(sys.argv[1])).get("current") else 1)' "$credentials
 }
 
 stack_exists() {
-  pulumi stack ls --json --non-interactive 2>/dev/null |
-    python3 -c 'import json, sys
-sys.exit(0 if any(s["name"].split("/")[-1] == sys.argv[1] for s in json.load(sys.stdin)) else 1)' "$stack"
+  local listing
+  # A listing that fails stops here (set -e): it never reads as "no such stack".
+  listing=$(pulumi stack ls --json --non-interactive)
+  python3 -c 'import json, sys
+sys.exit(0 if any(s["name"].split("/")[-1] == sys.argv[1] for s in json.load(sys.stdin)) else 1)' \
+    "$stack" <<<"$listing"
 }
 
 backend_url() {
@@ -56,7 +63,9 @@ if [[ -z ${PULUMI_CONFIG_PASSPHRASE+set} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-
   elif $create && ! stack_exists && [[ $(backend_url) != https://* ]]; then
     mkdir -p "$home"
     chmod 700 "$home"
-    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$passphrase_file")
+    # noclobber: a second first run at the same moment fails here instead of replacing the
+    # passphrase the first one created its stack with.
+    (set -C && umask 077 && python3 -c "import secrets; print(secrets.token_urlsafe(32))" >"$passphrase_file")
     export PULUMI_CONFIG_PASSPHRASE_FILE=$passphrase_file
     say "stack $stack: its secrets passphrase is in $passphrase_file (keep a copy: without it the stack's secrets are lost)"
   fi

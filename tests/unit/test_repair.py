@@ -4,6 +4,7 @@ tests/e2e/test_interrupted_deploy.py."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import socket
@@ -148,6 +149,7 @@ def test_an_import_takes_the_place_of_the_old_one_a_replacement_deleted() -> Non
 
     resources = state["deployment"]["resources"]
     assert [(r["urn"], r["id"]) for r in resources] == [(REDIS, "new"), (USER, "ready")]
+    assert resources[0]["taint"] is True  # replaced by the next up that succeeds
 
 
 def test_a_pending_create_of_what_the_state_holds_already_is_refused() -> None:
@@ -157,10 +159,11 @@ def test_a_pending_create_of_what_the_state_holds_already_is_refused() -> None:
         resolved(_state([live], [_creating(_res(REDIS))]), [Action(REDIS, "import", "", id="n")])
 
 
-def _lock(tmp_path: Path, pid: int, host: str) -> locks.Lock:
+def _lock(tmp_path: Path, pid: int, host: str, user: str | None = None) -> locks.Lock:
     folder = tmp_path / ".pulumi" / "locks" / "organization" / "db-server" / "dev"
     folder.mkdir(parents=True, exist_ok=True)
-    content = {"pid": pid, "username": "ops", "hostname": host, "timestamp": "2026-12-03T10:00Z"}
+    content = {"pid": pid, "username": user or getpass.getuser(), "hostname": host}
+    content["timestamp"] = "2026-12-03T10:00Z"
     (folder / f"{pid}.json").write_text(json.dumps(content))
     (found,) = [lock for lock in locks.stack_locks(tmp_path, "db-server", "dev") if lock.pid == pid]
     return found
@@ -186,6 +189,13 @@ def test_a_lock_of_a_running_pulumi_or_of_another_host_is_held(tmp_path: Path) -
         runner.kill()
         runner.wait()
     assert not locks.is_stale(_lock(tmp_path, 1, "another-host"))
+
+
+def test_another_users_lock_is_held_even_when_its_process_cannot_be_seen(tmp_path: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+
+    assert not locks.is_stale(_lock(tmp_path, gone.pid, socket.gethostname(), user="other"))
 
 
 def test_a_pid_taken_over_by_another_program_is_stale(tmp_path: Path) -> None:
