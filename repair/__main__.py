@@ -62,7 +62,7 @@ def release_stale_locks(stack: Stack) -> bool:
 
 def resolve_pending(stack: Stack, confirm: bool) -> list[Action] | None:
     """Looks up and resolves the pending operations; the actions taken, None if declined."""
-    baseline = stack.export().raw
+    baseline = stack.export()
     revealed = stack.export(show_secrets=True)
     if not revealed.pending:
         say("no pending operations")
@@ -76,14 +76,10 @@ def resolve_pending(stack: Stack, confirm: bool) -> list[Action] | None:
         say(action.line)
     if confirm and input("repair: apply these to the state? [y/N] ").strip().lower() != "y":
         return None
-    current = stack.export().raw
-    if current.get("deployment", {}).get("resources") != baseline.get("deployment", {}).get(
-        "resources"
-    ) or current.get("deployment", {}).get("pending_operations") != baseline.get(
-        "deployment", {}
-    ).get("pending_operations"):
+    current = stack.export()
+    if (current.resources, current.pending) != (baseline.resources, baseline.pending):
         raise EditError("the state changed while the repair looked (a deploy ran): run it again")
-    edited = resolved(current, actions)
+    edited = resolved(current.raw, actions)
     with tempfile.TemporaryDirectory(prefix="db-server-repair-") as folder:
         path = Path(folder) / "state.json"
         path.write_text(json.dumps(edited))  # secrets as the export wrote them: encrypted

@@ -19,7 +19,7 @@ import pytest
 import redis
 from pulumi import automation as auto
 
-from tests.conftest import ROOT, docker_cli
+from tests.conftest import ROOT, DockerError, docker_cli
 from tests.e2e.conftest import PROJECTS, REDIS_PROJECTS
 from tests.e2e.harness import (
     E2EStack,
@@ -366,14 +366,10 @@ def test_h_stopped_containers_are_started_again_by_the_repair_command(deployed: 
 
 
 def container_id_or_none(name: str) -> str | None:
-    found = subprocess.run(
-        ["docker", "inspect", "--format", "{{.Id}}", name],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return found.stdout.strip() if found.returncode == 0 else None
+    try:
+        return container_id(name)
+    except DockerError:
+        return None
 
 
 def test_h_removed_containers_come_back_with_all_data_through_the_repair_command(
